@@ -11,6 +11,8 @@ ifneq ($(wildcard $(SHARED_DATA)/hymenoptera_data),)
 export FTBOOK_DATA ?= $(SHARED_DATA)
 endif
 export HF_HUB_OFFLINE ?= 1
+# Chapters save their key numbers here; the index page (built last) summarises them.
+export FTBOOK_RESULTS ?= $(abspath _build/results)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 JUNIT := $(abspath _build/junit)
 

@@ -16,7 +16,7 @@ import torch
 # %% auto #0
 __all__ = ['PROFILES', 'DEFAULT_ARCH', 'HISTORY_COLUMNS', 'DATA_URL', 'DATA_NAME', 'default_device', 'Profile', 'get_profile',
            'get_arch', 'seed_everything', 'RunSettings', 'history_frame', 'DataUnavailable', 'cache_dir',
-           'download_data', 'data_root', 'describe_run']
+           'download_data', 'data_root', 'results_dir', 'save_result', 'load_results', 'describe_run']
 
 # %% ../nbs/00_core.ipynb #c006
 def default_device() -> torch.device:
@@ -35,12 +35,11 @@ class Profile:
     bs: int              # batch size
     epochs: int          # epochs of the unfrozen phase of `fine_tune`
     seeds: int           # seeds for the study chapter
-    sweep_epochs: int    # length of the longest run of the overfitting study
-    budgets: tuple = ()  # the k of `fine_tune(k)` compared in the study
+    budgets: tuple = ()  # the k of `fine_tune(k)` compared in the study; the largest is the epoch sweep
 
 PROFILES = {
-    "quick": Profile("quick", size=128, bs=32, epochs=2, seeds=2, sweep_epochs=6, budgets=(1, 3, 6)),
-    "full":  Profile("full",  size=224, bs=32, epochs=5, seeds=5, sweep_epochs=15, budgets=(1, 3, 5, 10, 15)),
+    "quick": Profile("quick", size=128, bs=32, epochs=2, seeds=2, budgets=(1, 4)),
+    "full":  Profile("full",  size=224, bs=32, epochs=5, seeds=5, budgets=(1, 3, 5, 10)),
 }
 
 # %% ../nbs/00_core.ipynb #c011
@@ -127,6 +126,27 @@ def data_root(download: bool = True) -> Path:
     return download_data()
 
 # %% ../nbs/00_core.ipynb #c034
+def results_dir() -> Path:
+    "Where chapters save their key results: `$FTBOOK_RESULTS`, default `<cache>/results`."
+    return Path(os.environ.get("FTBOOK_RESULTS") or cache_dir() / "results")
+
+def save_result(chapter: str, data: dict) -> Path:
+    "Save `data` (JSON-able) as chapter `chapter`'s result, stamped with profile, device, backbone and time."
+    import json, time
+    p = get_profile()
+    record = dict(chapter=chapter, profile=p.name, size=p.size, device=default_device().type, arch=get_arch(),
+                  saved=time.strftime("%Y-%m-%d %H:%M:%S"), **data)
+    path = results_dir() / f"{chapter}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, default=float))
+    return path
+
+def load_results() -> dict:
+    "Every saved chapter result, by chapter name."
+    import json
+    return {f.stem: json.loads(f.read_text()) for f in sorted(results_dir().glob("*.json"))}
+
+# %% ../nbs/00_core.ipynb #c037
 def describe_run(profile: Profile | None = None, arch: str | None = None) -> str:
     "One line: device, profile and backbone a chapter runs with."
     p, dev = profile or get_profile(), default_device()

@@ -447,7 +447,7 @@ def torch_loaders(items: pd.DataFrame, size: int, stats, bs: int = 32, augment: 
     valid_dl = DataLoader(valid_ds, shuffle=False, drop_last=False, **kw)
     return train_dl, valid_dl
 
-# %% ../nbs/01_data.ipynb #c088
+# %% ../nbs/01_data.ipynb #c090
 def _fastai_image(path):
     "fastai's image type from `load_rgb`, so both paths decode files identically."
     from fastai.vision.core import PILImage

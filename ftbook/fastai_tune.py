@@ -116,7 +116,7 @@ def seed_fastai(seed: int) -> None:
     seed_everything(seed)
     set_seed(seed, reproducible=True)
 
-# %% ../nbs/03_fastai_fine_tune.ipynb #c042
+# %% ../nbs/03_fastai_fine_tune.ipynb #c043
 def fine_tune_by_hand(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1,
                       lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0) -> None:
     "fastai's `Learner.fine_tune` from its parts: head (and BatchNorm) for `freeze_epochs`, then all with spread LRs."
@@ -130,7 +130,7 @@ def fine_tune_by_hand(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze
     learn.unfreeze()
     learn.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div)
 
-# %% ../nbs/03_fastai_fine_tune.ipynb #c044
+# %% ../nbs/03_fastai_fine_tune.ipynb #c045
 def cos_anneal(start: float, end: float, pos: float) -> float:
     "Cosine from `start` (pos=0) to `end` (pos=1), fastai's `sched_cos`."
     return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
@@ -149,7 +149,7 @@ def one_cycle(n: int, lr_max: float, pct_start: float = 0.25, div: float = 25.0,
             lrs.append(cos_anneal(lr_max, lr_max / div_final, p)); ms.append(cos_anneal(moms[1], moms[2], p))
     return lrs, ms
 
-# %% ../nbs/03_fastai_fine_tune.ipynb #c046
+# %% ../nbs/03_fastai_fine_tune.ipynb #c047
 def fine_tune_schedule(n_iter: int, epochs: int, n_groups: int, base_lr: float = 2e-3, freeze_epochs: int = 1,
                        lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0) -> pd.DataFrame:
     "The lr and momentum `fine_tune` sets per param group and iteration (`n_iter` batches per epoch), by formula."
@@ -164,13 +164,13 @@ def fine_tune_schedule(n_iter: int, epochs: int, n_groups: int, base_lr: float =
         start += n
     return pd.DataFrame(rows, columns=["iter", "group", "phase", "lr", "mom"])
 
-# %% ../nbs/03_fastai_fine_tune.ipynb #c048
+# %% ../nbs/03_fastai_fine_tune.ipynb #c049
 def schedules_match(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 0.0) -> bool:
     "Do two schedule frames (iter, group, phase, lr, mom) agree: same rows, lr and mom equal up to `rtol`?"
     if len(a) != len(b) or not a[["iter", "group", "phase"]].equals(b[["iter", "group", "phase"]]): return False
     return bool(np.allclose(a.lr, b.lr, rtol=rtol, atol=0) and np.allclose(a.mom, b.mom, rtol=rtol, atol=0))
 
-# %% ../nbs/03_fastai_fine_tune.ipynb #c052
+# %% ../nbs/03_fastai_fine_tune.ipynb #c053
 def plot_schedule(recorded: pd.DataFrame, formula: pd.DataFrame | None = None):
     "Learning rate per param group (log scale) and momentum against the training iteration; returns the figure."
     import matplotlib.pyplot as plt
@@ -191,7 +191,7 @@ def plot_schedule(recorded: pd.DataFrame, formula: pd.DataFrame | None = None):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_fastai_fine_tune.ipynb #c058
+# %% ../nbs/03_fastai_fine_tune.ipynb #c059
 def fastai_param_table(learn: Learner) -> pd.DataFrame:
     "Parameters per fastai param group (`learn.opt.param_lists`), as `ftbook.models.param_table`: a row per group + 'all'."
     if learn.opt is None: learn.create_opt()
@@ -203,7 +203,7 @@ def fastai_param_table(learn: Learner) -> pd.DataFrame:
     total = dict(group="all", **{c: int(df[c].sum()) for c in ("tensors", "params", "trainable", "frozen")})
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True).set_index("group")
 
-# %% ../nbs/03_fastai_fine_tune.ipynb #c072
+# %% ../nbs/03_fastai_fine_tune.ipynb #c073
 def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int | None = None, size: int | None = None,
                bs: int | None = None, lr: float = 2e-3, seed: int = 0, pretrained: bool = True,
                freeze_epochs: int = 1, by_hand: bool = False, quiet: bool = True) -> tuple[pd.DataFrame, Learner]:

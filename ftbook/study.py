@@ -61,7 +61,7 @@ def mean_std(df: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
     "Mean ± std over seeds of every numeric column, as text."
     num = df.drop(columns=["seed"]).groupby(by, sort=False)
     m, s = num.mean(), num.std().fillna(0)
-    return m.combine(s, lambda a, b: [f"{x:.3f} ± {y:.3f}" for x, y in zip(a, b)])
+    return pd.DataFrame({c: [f"{a:.3f} ± {b:.3f}" for a, b in zip(m[c], s[c])] for c in m.columns}, index=m.index)
 
 # %% ../nbs/05_overfitting.ipynb #c016
 def train_variant(variant: str, items: pd.DataFrame, arch: str, size: int, bs: int, k: int, seed: int,
@@ -69,7 +69,7 @@ def train_variant(variant: str, items: pd.DataFrame, arch: str, size: int, bs: i
     "One run of `variant` with budget `fine_tune(k)` (k+1 epochs): fine_tune, head, lp_ft or scratch."
     from ftbook.data import torch_loaders
     from ftbook.models import create_model, get_backbone, layer_groups
-    from ftbook.train import Stage, fit, plan_fastai, plan_head
+    from ftbook.train import Stage, fit, fit_lpft, plan_fastai, plan_head
     seed_everything(seed)
     model = create_model(arch, n_out=items.label.nunique(), pretrained=variant != "scratch")
     groups, stats = layer_groups(model, arch), get_backbone(arch).stats
@@ -77,10 +77,9 @@ def train_variant(variant: str, items: pd.DataFrame, arch: str, size: int, bs: i
     if variant == "fine_tune": return fit(model, groups, dls(True), plan_fastai(k, lr), seed=seed, device=device)
     if variant == "head": return fit(model, groups, dls(False), plan_head(k + 1, lr), train_bn=False, seed=seed, device=device)
     if variant == "scratch": return fit(model, groups, dls(True), [Stage(k + 1, 0, lr, name="scratch")], seed=seed, device=device)
-    if variant == "lp_ft":  # linear probe to convergence on cached features (cheap), then everything at a low LR
-        lp = fit(model, groups, dls(False), plan_head(10, lr), train_bn=False, seed=seed, device=device)
-        ft = fit(model, groups, dls(True), [Stage(k + 1, 0, slice(lr / 200, lr / 10), pct_start=0.3, div=5.0, name="lp-ft")], seed=seed, device=device)
-        return ft.assign(probe_accuracy=lp.accuracy.iloc[-1])
+    if variant == "lp_ft":  # linear probe to convergence on cached features (cheap), then every group at a low LR
+        h = fit_lpft(model, groups, dls(False), dls(True), lp_epochs=10, ft_epochs=k + 1, lr=lr, top=len(groups) - 1, seed=seed, device=device)
+        return h.iloc[10:].assign(epoch=lambda d: d.epoch - 10, probe_accuracy=h.accuracy.iloc[9])
     raise ValueError(f"Unknown variant {variant!r}: choose fine_tune, head, lp_ft or scratch")
 
 VARIANTS = ("fine_tune", "head", "lp_ft", "scratch")
@@ -100,7 +99,7 @@ def plot_sweep(stats: pd.DataFrame, best: pd.DataFrame | None = None):
     ax[0].legend(fontsize=7); fig.tight_layout()
     return fig
 
-# %% ../nbs/05_overfitting.ipynb #c034
+# %% ../nbs/05_overfitting.ipynb #c036
 def study_main(data: Path, epochs: int, seeds: int, size: int, arch: str | None, out: Path,
                variants: tuple = VARIANTS, bs: int = 32) -> int:
     "`ftbook study`: run every variant for `epochs` epochs over `seeds` seeds; write study.csv, summary.csv, plots."

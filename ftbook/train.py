@@ -19,9 +19,9 @@ from .core import default_device, history_frame, seed_everything
 from .models import freeze_to, lr_range, set_bn_eval, ulmfit_lrs
 
 # %% auto #0
-__all__ = ['PLANS', 'Stage', 'plan_fastai', 'plan_head', 'plan_gradual', 'cos_anneal', 'schedule_at', 'make_optimizer',
+__all__ = ['Stage', 'plan_fastai', 'plan_head', 'plan_gradual', 'plan_lpft', 'cos_anneal', 'schedule_at', 'make_optimizer',
            'set_hypers', 'body_features', 'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic',
-           'EarlyStopping', 'evaluate', 'fit', 'checkpoint_state', 'restore', 'summarize_run']
+           'EarlyStopping', 'to_device', 'evaluate', 'fit', 'checkpoint_state', 'restore', 'fit_lpft', 'summarize_run']
 
 # %% ../nbs/04_layerwise.ipynb #c007
 @dataclass
@@ -59,7 +59,9 @@ def plan_gradual(epochs: int, n_groups: int, lr: float = 1e-3, freeze_epochs: in
         stages.append(Stage(1, n_frozen, ulmfit_lrs(lr, n_groups, factor), pct_start=0.3, div=5.0, name=f"top {n_groups - n_frozen}"))
     return stages
 
-PLANS = {"fastai": "plan_fastai", "layerwise": "plan_fastai", "gradual": "plan_gradual", "head": "plan_head"}
+def plan_lpft(epochs: int, n_groups: int, lr: float = 1e-3, top: int = 1) -> list[Stage]:
+    "The fine-tuning half of LP-FT: the head and the `top` last body groups, at low discriminative rates."
+    return [Stage(epochs, n_groups - 1 - top, ulmfit_lrs(lr, n_groups, factor=2.6), pct_start=0.3, div=5.0, name=f"ft top {top}")]
 
 # %% ../nbs/04_layerwise.ipynb #c013
 def cos_anneal(start: float, end: float, pct: float) -> float:
@@ -97,7 +99,7 @@ def body_features(body: nn.Module, dl: DataLoader, device: torch.device) -> Tens
     "Run `body` once over `dl` (eval mode) and keep its outputs and labels on `device`."
     body.eval()
     with torch.random.fork_rng(devices=[]):  # iterating a loader draws a seed: keep the training run's random stream
-        xs, ys = zip(*[(body(x.to(device)), y.to(device)) for x, y in dl])
+        xs, ys = zip(*[(body(to_device(x, device)), y.to(device)) for x, y in dl])
     return TensorDataset(torch.cat(xs), torch.cat(ys))
 
 def cached_loaders(model: nn.Module, dls: tuple, device: torch.device) -> tuple[DataLoader, DataLoader]:
@@ -139,30 +141,37 @@ class EarlyStopping:
         return self.wait >= self.patience
 
 # %% ../nbs/04_layerwise.ipynb #c025
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    "Move a batch to `device`; image batches (4-d) in channels-last layout."
+    return x.to(device, memory_format=torch.channels_last, non_blocking=True) if x.dim() == 4 else x.to(device, non_blocking=True)
+
+# %% ../nbs/04_layerwise.ipynb #c028
 @torch.no_grad()
 def evaluate(model: nn.Module, dl: DataLoader, device: torch.device, amp: bool = False) -> tuple[float, float]:
     "Mean cross-entropy and accuracy of `model` over `dl`."
     model.eval()
     loss, correct, n = 0.0, 0, 0
     for x, y in dl:
-        x, y = x.to(device), y.to(device)
+        x, y = to_device(x, device), y.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out = model(x).float()
         loss += nn.functional.cross_entropy(out, y, reduction="sum").item()
         correct += (out.argmax(1) == y).sum().item(); n += len(y)
     return loss / n, correct / n
 
-# %% ../nbs/04_layerwise.ipynb #c027
+# %% ../nbs/04_layerwise.ipynb #c030
 def fit(model: nn.Module, groups: list[list[nn.Module]], dls: tuple, plan: list[Stage], *, opt: str = "adamw",
         wd: float = 0.01, train_bn: bool = True, seed: int | None = None, device: torch.device | None = None,
         cache: bool = True, ckpt_dir: Path | None = None, resume: bool = False,
-        early_stopping: EarlyStopping | None = None, restore_best: bool = False, progress: bool = False):
-    "Train `model` by `plan` over layer `groups`; returns the history (one row per epoch)."
+        early_stopping: EarlyStopping | None = None, restore_best: bool = False, progress: bool = False,
+        history=None):
+    "Train `model` by `plan` over layer `groups`; returns the history (one row per epoch), after `history` if given."
     device = device or default_device()
     if seed is not None: seed_everything(seed)
     amp = device.type == "cuda"
-    model.to(device)
-    optimizer, rows, start = make_optimizer(groups, opt, wd), [], 0
+    model.to(device, memory_format=torch.channels_last)
+    rows = [] if history is None else history.to_dict("records")
+    optimizer, offset, start = make_optimizer(groups, opt, wd), len(rows), 0   # epochs are numbered after `history`
     if resume and ckpt_dir and (Path(ckpt_dir) / "last.pth").exists():
         rows, start = restore(Path(ckpt_dir) / "last.pth", model, optimizer, dls)
     best = {"valid_loss": min([r["valid_loss"] for r in rows], default=math.inf), "state": None}
@@ -171,8 +180,9 @@ def fit(model: nn.Module, groups: list[list[nn.Module]], dls: tuple, plan: list[
         if stop: break
         freeze_to(groups, stage.n_frozen, train_bn)
         lrs = stage.lrs(len(groups))
-        cached = cache and can_cache(stage, len(groups), train_bn, dls)
+        cached, t_feat = cache and can_cache(stage, len(groups), train_bn, dls), time.perf_counter()
         net, (train_dl, valid_dl) = (model.head, cached_loaders(model, dls, device)) if cached else (model, dls)
+        t_feat = time.perf_counter() - t_feat                  # the one-off feature pass, counted in the next epoch
         for e in range(stage.epochs):
             epoch += 1
             if epoch <= start: continue                      # resumed: this epoch is already in the history
@@ -181,7 +191,7 @@ def fit(model: nn.Module, groups: list[list[nn.Module]], dls: tuple, plan: list[
             if not train_bn and not cached: set_bn_eval(groups, stage.n_frozen)
             for i, (x, y) in enumerate(_bar(train_dl, progress, f"epoch {epoch} ({stage.name})")):
                 set_hypers(optimizer, stage, lrs, (e + i / len(train_dl)) / stage.epochs)
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x, y = to_device(x, device), y.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     loss = nn.functional.cross_entropy(net(x).float(), y)
                 if not math.isfinite(loss.item()):
@@ -191,19 +201,20 @@ def fit(model: nn.Module, groups: list[list[nn.Module]], dls: tuple, plan: list[
                 total, n = total + loss.item() * len(y), n + len(y)
             train_secs = time.perf_counter() - t0
             valid_loss, acc = evaluate(net, valid_dl, device, amp)
-            rows.append(dict(epoch=epoch, phase=stage.name or f"stage {si}", train_loss=total / n, valid_loss=valid_loss,
-                             accuracy=acc, seconds=time.perf_counter() - t0, images_per_second=n / train_secs,
+            rows.append(dict(epoch=offset + epoch, phase=stage.name or f"stage {si}", train_loss=total / n, valid_loss=valid_loss,
+                             accuracy=acc, seconds=time.perf_counter() - t0 + t_feat, images_per_second=n / train_secs,
                              lr=lrs[-1], cached=cached))
+            t_feat = 0.0
             if valid_loss < best["valid_loss"]:
                 best["valid_loss"] = valid_loss
                 if restore_best: best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 if ckpt_dir: save_atomic(dict(model=model.state_dict(), epoch=epoch, valid_loss=valid_loss, accuracy=acc), Path(ckpt_dir) / "best.pth")
-            if ckpt_dir: save_atomic(checkpoint_state(model, optimizer, rows, dls), Path(ckpt_dir) / "last.pth")
+            if ckpt_dir: save_atomic(checkpoint_state(model, optimizer, rows, epoch, dls), Path(ckpt_dir) / "last.pth")
             if early_stopping and early_stopping.step(valid_loss): stop = True; break
     if restore_best and best["state"] is not None: model.load_state_dict(best["state"])
     return history_frame(rows)
 
-# %% ../nbs/04_layerwise.ipynb #c029
+# %% ../nbs/04_layerwise.ipynb #c032
 def _bar(dl, progress: bool, comment: str):
     "Iterate `dl` with a fastprogress bar when `progress`."
     if not progress: return dl
@@ -211,10 +222,10 @@ def _bar(dl, progress: bool, comment: str):
     pb = progress_bar(dl, leave=False); pb.comment = comment
     return pb
 
-def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, rows: list[dict], dls: tuple) -> dict:
-    "What `last.pth` holds: enough to resume the run exactly."
+def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, rows: list[dict], epoch: int, dls: tuple) -> dict:
+    "What `last.pth` holds: enough to resume the run exactly (`epoch`: epochs of the plan done)."
     g = getattr(dls[0], "generator", None)
-    return dict(model=model.state_dict(), optimizer=optimizer.state_dict(), history=rows, epoch=len(rows),
+    return dict(model=model.state_dict(), optimizer=optimizer.state_dict(), history=rows, epoch=epoch,
                 torch_rng=torch.get_rng_state(), loader_rng=g.get_state() if g is not None else None)
 
 def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, dls: tuple) -> tuple[list[dict], int]:
@@ -225,7 +236,16 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, dls:
     if state["loader_rng"] is not None and getattr(dls[0], "generator", None) is not None: dls[0].generator.set_state(state["loader_rng"])
     return list(state["history"]), state["epoch"]
 
-# %% ../nbs/04_layerwise.ipynb #c046
+# %% ../nbs/04_layerwise.ipynb #c034
+def fit_lpft(model: nn.Module, groups: list[list[nn.Module]], plain_dls: tuple, aug_dls: tuple, *, lp_epochs: int = 10,
+             ft_epochs: int = 1, lr: float = 5e-3, top: int = 1, seed: int | None = None, device=None,
+             ckpt_dir: Path | None = None, progress: bool = False):
+    "LP-FT: the head on cached features of `plain_dls`, then the `top` body groups + head on `aug_dls` at `lr/10`."
+    lp = fit(model, groups, plain_dls, plan_head(lp_epochs, lr), train_bn=False, seed=seed, device=device, progress=progress)
+    return fit(model, groups, aug_dls, plan_lpft(ft_epochs, len(groups), lr / 10, top), train_bn=False, seed=seed,
+               device=device, ckpt_dir=ckpt_dir, progress=progress, history=lp)
+
+# %% ../nbs/04_layerwise.ipynb #c051
 def summarize_run(h) -> dict:
     "Best/final accuracy, best epoch (by validation loss), wall time and training throughput of one history."
     best = h.loc[h.valid_loss.idxmin()]

@@ -70,6 +70,18 @@ def test_finetune_writes_four_files_and_predict_reads_them(shapes, tmp_path):
         assert label in ("circle", "square") and 0.5 <= float(prob) <= 1.0
 
 
+def test_default_recipe_is_lpft(shapes, tmp_path):
+    out = tmp_path / "lpft"
+    r = ftbook("finetune", shapes, "--arch", "efficientnet_lite0", "--size", "48", "--bs", "8", "--out", out)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["settings"]["method"] == "lpft" and m["settings"]["lr"] == 5e-3
+    import pandas as pd
+    h = pd.read_csv(out / "history.csv")
+    assert h.epoch.tolist() == list(range(1, 12)) and h.phase.tolist() == ["head"] * 10 + ["ft top 1"]
+    assert h.cached.tolist() == [True] * 10 + [False]
+
+
 def test_finetune_fastai_method(shapes, tmp_path):
     out = tmp_path / "fa"
     r = ftbook("finetune", shapes, "--method", "fastai", "--epochs", "1", "--size", "48", "--bs", "8", "--out", out)
