@@ -39,6 +39,7 @@ def finetune(data: Path, settings, out: Path, head: str = "linear", progress: bo
     vocab = sorted(items.label.unique())
     seed_everything(settings.seed)
     if settings.method == "fastai":
+        if train.is_distributed(): raise ValueError("--method fastai does not run under torchrun: use fastai's own `distrib_ctx`")
         from ftbook.fastai_tune import run_fastai
         hist, learn = run_fastai(items, settings.arch, epochs=settings.epochs, size=settings.size, bs=settings.bs,
                                  lr=settings.lr, seed=settings.seed)
@@ -58,6 +59,7 @@ def finetune(data: Path, settings, out: Path, head: str = "linear", progress: bo
             plan = (train.plan_fastai(settings.epochs, settings.lr) if settings.method == "layerwise"
                     else train.plan_gradual(settings.epochs, len(groups), settings.lr))
             hist = train.fit(model, groups, dls(True), plan, **kw)
+    if not train.is_main(): return {}          # under torchrun, rank 0 writes the files
     hist.to_csv(out / "history.csv", index=False)
     metrics = {**{k: _plain(v) for k, v in train.summarize_run(hist).items()}, "settings": settings.to_dict(),
                "head": head, "classes": vocab, "n_train": int((~items.is_valid).sum()), "n_valid": int(items.is_valid.sum())}
@@ -156,6 +158,16 @@ def _need_dir(path: Path) -> Path:
     if not Path(path).is_dir(): raise FileNotFoundError(f"{path} is not a folder")
     return Path(path)
 
+def _init_distributed() -> bool:
+    "Under torchrun (WORLD_SIZE > 1): join the process group, gloo on CPUs, NCCL with one GPU per process."
+    import os
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return False
+    import torch
+    import torch.distributed as dist
+    if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    if not dist.is_initialized(): dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True
+
 def _finetune(args) -> int:
     from ftbook.core import RunSettings, get_profile
     from ftbook.models import get_backbone
@@ -163,7 +175,13 @@ def _finetune(args) -> int:
     arch = args.arch or os.environ.get("FTBOOK_ARCH") or RECIPE["arch"]
     settings = RunSettings(arch=get_backbone(arch).name, method=args.method, epochs=args.epochs, size=args.size,
                            bs=args.bs, lr=args.lr or METHODS[args.method][0], seed=args.seed, profile=get_profile().name)
-    m = finetune(_need_dir(args.data), settings, args.out, head=args.head)
+    distributed = _init_distributed()
+    try: m = finetune(_need_dir(args.data), settings, args.out, head=args.head, progress=not distributed)
+    finally:
+        if distributed:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+    if not m: return 0                          # not rank 0
     print(f"best accuracy {m['best_accuracy']:.4f} (epoch {m['best_epoch']}), final {m['final_accuracy']:.4f}, "
           f"{m['seconds']:.0f} s; wrote {args.out}/history.csv, metrics.json, model.pth, curves.png")
     return 0

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from .core import default_device, history_frame, seed_everything
 from .models import freeze_to, lr_range, set_bn_eval, ulmfit_lrs
@@ -21,7 +23,8 @@ from .models import freeze_to, lr_range, set_bn_eval, ulmfit_lrs
 # %% auto #0
 __all__ = ['Stage', 'plan_fastai', 'plan_head', 'plan_gradual', 'plan_lpft', 'cos_anneal', 'schedule_at', 'make_optimizer',
            'set_hypers', 'body_features', 'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic',
-           'EarlyStopping', 'to_device', 'evaluate', 'fit', 'checkpoint_state', 'restore', 'fit_lpft', 'summarize_run']
+           'EarlyStopping', 'to_device', 'evaluate', 'is_distributed', 'is_main', 'data_parallel', 'sync_buffers',
+           'world_sum', 'fit', 'checkpoint_state', 'restore', 'fit_lpft', 'summarize_run']
 
 # %% ../nbs/04_layerwise.ipynb #c007
 @dataclass
@@ -160,6 +163,36 @@ def evaluate(model: nn.Module, dl: DataLoader, device: torch.device, amp: bool =
     return loss / n, correct / n
 
 # %% ../nbs/04_layerwise.ipynb #c030
+def is_distributed() -> bool:
+    "True inside a `torch.distributed` process group (e.g. under torchrun)."
+    return dist.is_available() and dist.is_initialized()
+
+def is_main() -> bool:
+    "True in the process that writes files and prints: rank 0, or the only process."
+    return not is_distributed() or dist.get_rank() == 0
+
+def data_parallel(net: nn.Module, train_dl: DataLoader, device: torch.device, seed: int) -> tuple[nn.Module, DataLoader]:
+    "Under torchrun: `net` wrapped in DDP and a loader over this process's shard; otherwise both unchanged."
+    if not is_distributed(): return net, train_dl
+    shard = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn, drop_last=train_dl.drop_last,
+                       sampler=DistributedSampler(train_dl.dataset, shuffle=True, seed=seed))
+    gpu = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=gpu), shard
+
+def sync_buffers(net: nn.Module) -> None:
+    "Average BatchNorm running statistics over processes (each updated them on its own shard); no-op outside torchrun."
+    if not is_distributed(): return
+    for b in net.buffers():
+        if b.is_floating_point(): dist.all_reduce(b); b /= dist.get_world_size()
+
+def world_sum(*xs: float) -> list[float]:
+    "Sum numbers over all processes (identity outside torchrun)."
+    if not is_distributed(): return list(xs)
+    t = torch.tensor(xs, dtype=torch.float64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t)
+    return t.tolist()
+
+# %% ../nbs/04_layerwise.ipynb #c032
 def fit(model: nn.Module, groups: list[list[nn.Module]], dls: tuple, plan: list[Stage], *, opt: str = "adamw",
         wd: float = 0.01, train_bn: bool = True, seed: int | None = None, device: torch.device | None = None,
         cache: bool = True, ckpt_dir: Path | None = None, resume: bool = False,
@@ -182,6 +215,7 @@ def fit(model: nn.Module, groups: list[list[nn.Module]], dls: tuple, plan: list[
         lrs = stage.lrs(len(groups))
         cached, t_feat = cache and can_cache(stage, len(groups), train_bn, dls), time.perf_counter()
         net, (train_dl, valid_dl) = (model.head, cached_loaders(model, dls, device)) if cached else (model, dls)
+        step_net, train_dl = data_parallel(net, train_dl, device, seed or 0)
         t_feat = time.perf_counter() - t_feat                  # the one-off feature pass, counted in the next epoch
         for e in range(stage.epochs):
             epoch += 1
@@ -189,17 +223,19 @@ def fit(model: nn.Module, groups: list[list[nn.Module]], dls: tuple, plan: list[
             t0, n, total = time.perf_counter(), 0, 0.0
             net.train()
             if not train_bn and not cached: set_bn_eval(groups, stage.n_frozen)
+            if isinstance(train_dl.sampler, DistributedSampler): train_dl.sampler.set_epoch(epoch)
             for i, (x, y) in enumerate(_bar(train_dl, progress, f"epoch {epoch} ({stage.name})")):
                 set_hypers(optimizer, stage, lrs, (e + i / len(train_dl)) / stage.epochs)
                 x, y = to_device(x, device), y.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    loss = nn.functional.cross_entropy(net(x).float(), y)
+                    loss = nn.functional.cross_entropy(step_net(x).float(), y)
                 if not math.isfinite(loss.item()):
                     raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch} ({stage.name}, lr={lrs[-1]:.2g}); "
                                            + (f"best checkpoint kept in {ckpt_dir}/best.pth" if ckpt_dir else "no checkpoint dir"))
                 optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
                 total, n = total + loss.item() * len(y), n + len(y)
             train_secs = time.perf_counter() - t0
+            total, n = world_sum(total, n); sync_buffers(net)
             valid_loss, acc = evaluate(net, valid_dl, device, amp)
             rows.append(dict(epoch=offset + epoch, phase=stage.name or f"stage {si}", train_loss=total / n, valid_loss=valid_loss,
                              accuracy=acc, seconds=time.perf_counter() - t0 + t_feat, images_per_second=n / train_secs,
@@ -208,13 +244,13 @@ def fit(model: nn.Module, groups: list[list[nn.Module]], dls: tuple, plan: list[
             if valid_loss < best["valid_loss"]:
                 best["valid_loss"] = valid_loss
                 if restore_best: best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                if ckpt_dir: save_atomic(dict(model=model.state_dict(), epoch=epoch, valid_loss=valid_loss, accuracy=acc), Path(ckpt_dir) / "best.pth")
-            if ckpt_dir: save_atomic(checkpoint_state(model, optimizer, rows, epoch, dls), Path(ckpt_dir) / "last.pth")
+                if ckpt_dir and is_main(): save_atomic(dict(model=model.state_dict(), epoch=epoch, valid_loss=valid_loss, accuracy=acc), Path(ckpt_dir) / "best.pth")
+            if ckpt_dir and is_main(): save_atomic(checkpoint_state(model, optimizer, rows, epoch, dls), Path(ckpt_dir) / "last.pth")
             if early_stopping and early_stopping.step(valid_loss): stop = True; break
     if restore_best and best["state"] is not None: model.load_state_dict(best["state"])
     return history_frame(rows)
 
-# %% ../nbs/04_layerwise.ipynb #c032
+# %% ../nbs/04_layerwise.ipynb #c034
 def _bar(dl, progress: bool, comment: str):
     "Iterate `dl` with a fastprogress bar when `progress`."
     if not progress: return dl
@@ -236,7 +272,7 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, dls:
     if state["loader_rng"] is not None and getattr(dls[0], "generator", None) is not None: dls[0].generator.set_state(state["loader_rng"])
     return list(state["history"]), state["epoch"]
 
-# %% ../nbs/04_layerwise.ipynb #c034
+# %% ../nbs/04_layerwise.ipynb #c036
 def fit_lpft(model: nn.Module, groups: list[list[nn.Module]], plain_dls: tuple, aug_dls: tuple, *, lp_epochs: int = 10,
              ft_epochs: int = 1, lr: float = 5e-3, top: int = 1, seed: int | None = None, device=None,
              ckpt_dir: Path | None = None, progress: bool = False):
@@ -245,7 +281,7 @@ def fit_lpft(model: nn.Module, groups: list[list[nn.Module]], plain_dls: tuple, 
     return fit(model, groups, aug_dls, plan_lpft(ft_epochs, len(groups), lr / 10, top), train_bn=False, seed=seed,
                device=device, ckpt_dir=ckpt_dir, progress=progress, history=lp)
 
-# %% ../nbs/04_layerwise.ipynb #c051
+# %% ../nbs/04_layerwise.ipynb #c053
 def summarize_run(h) -> dict:
     "Best/final accuracy, best epoch (by validation loss), wall time and training throughput of one history."
     best = h.loc[h.valid_loss.idxmin()]
