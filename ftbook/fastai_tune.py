@@ -22,7 +22,7 @@ from fastai.vision.learner import vision_learner
 
 from .core import default_device, get_profile, history_frame, seed_everything
 from .data import fastai_dls
-from .models import get_backbone, lr_range, timm_weights_file
+from .models import count_table, get_backbone, lr_range, timm_weights_file
 
 # %% auto #0
 __all__ = ['normalize_tfms', 'ensure_normalize', 'fastai_learner', 'ScheduleRecorder', 'EpochStats', 'fastai_history',
@@ -193,15 +193,9 @@ def plot_schedule(recorded: pd.DataFrame, formula: pd.DataFrame | None = None):
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c059
 def fastai_param_table(learn: Learner) -> pd.DataFrame:
-    "Parameters per fastai param group (`learn.opt.param_lists`), as `ftbook.models.param_table`: a row per group + 'all'."
+    "Parameters per fastai param group (`learn.opt.param_lists`), counted like the models chapter's `param_table`."
     if learn.opt is None: learn.create_opt()
-    rows = []
-    for i, ps in enumerate(learn.opt.param_lists):
-        total, train = sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad)
-        rows.append(dict(group=str(i), tensors=len(ps), params=total, trainable=train, frozen=total - train))
-    df = pd.DataFrame(rows)
-    total = dict(group="all", **{c: int(df[c].sum()) for c in ("tensors", "params", "trainable", "frozen")})
-    return pd.concat([df, pd.DataFrame([total])], ignore_index=True).set_index("group")
+    return count_table(learn.opt.param_lists)
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c073
 def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int | None = None, size: int | None = None,

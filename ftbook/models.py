@@ -19,8 +19,8 @@ from .data import HALF_STATS, IMAGENET_STATS
 # %% auto #0
 __all__ = ['ARCHS', 'HEADS', 'BN_TYPES', 'remap_state_dict', 'WeightsUnavailable', 'Backbone', 'get_backbone', 'imagenet_model',
            'timm_weights_file', 'ConcatPool', 'linear_head', 'fastai_head', 'create_model', 'layer_groups',
-           'group_params', 'check_groups', 'freeze_to', 'unfreeze', 'set_bn_eval', 'param_table', 'lr_range',
-           'ulmfit_lrs', 'param_groups']
+           'group_params', 'check_groups', 'freeze_to', 'unfreeze', 'set_bn_eval', 'count_table', 'param_table',
+           'lr_range', 'ulmfit_lrs', 'param_groups']
 
 # %% ../nbs/02_models.ipynb #c010
 def remap_state_dict(src: dict, model: nn.Module) -> dict:
@@ -217,16 +217,20 @@ def set_bn_eval(groups: list[list[nn.Module]], n: int) -> None:
             if isinstance(m, BN_TYPES): m.eval()
 
 # %% ../nbs/02_models.ipynb #c035
-def param_table(groups: list[list[nn.Module]]) -> "pd.DataFrame":
-    "Parameters per layer group: total, trainable, frozen."
+def count_table(param_lists: list[list[nn.Parameter]]) -> "pd.DataFrame":
+    "Parameters per group of a list of parameter lists: tensors, total, trainable, frozen; a last row 'all'."
     import pandas as pd
     rows = []
-    for i, ps in enumerate(group_params(groups)):
+    for i, ps in enumerate(param_lists):
         total, train = sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad)
         rows.append(dict(group=str(i), tensors=len(ps), params=total, trainable=train, frozen=total - train))
     df = pd.DataFrame(rows)
     total = dict(group="all", **{c: int(df[c].sum()) for c in ("tensors", "params", "trainable", "frozen")})
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True).set_index("group")
+
+def param_table(groups: list[list[nn.Module]]) -> "pd.DataFrame":
+    "Parameters per layer group: total, trainable, frozen."
+    return count_table(group_params(groups))
 
 # %% ../nbs/02_models.ipynb #c042
 def lr_range(lr: float | slice, n: int) -> list[float]:

@@ -150,8 +150,9 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 # %% ../nbs/04_layerwise.ipynb #c028
 @torch.no_grad()
-def evaluate(model: nn.Module, dl: DataLoader, device: torch.device, amp: bool = False) -> tuple[float, float]:
-    "Mean cross-entropy and accuracy of `model` over `dl`."
+def evaluate(model: nn.Module, dl: DataLoader, device: torch.device, amp: bool | None = None) -> tuple[float, float]:
+    "Mean cross-entropy and accuracy of `model` over `dl`; `amp` (bf16 autocast) defaults to what `fit` uses: on for CUDA."
+    amp = device.type == "cuda" if amp is None else amp
     model.eval()
     loss, correct, n = 0.0, 0, 0
     for x, y in dl:
@@ -283,8 +284,8 @@ def fit_lpft(model: nn.Module, groups: list[list[nn.Module]], plain_dls: tuple, 
 
 # %% ../nbs/04_layerwise.ipynb #c053
 def summarize_run(h) -> dict:
-    "Best/final accuracy, best epoch (by validation loss), wall time and training throughput of one history."
+    "Final and highest accuracy; the epoch of lowest validation loss (what a best checkpoint keeps) and its accuracy; time, speed."
     best = h.loc[h.valid_loss.idxmin()]
     return dict(final_accuracy=h.accuracy.iloc[-1], best_accuracy=h.accuracy.max(), best_epoch=int(best.epoch),
-                best_valid_loss=best.valid_loss, seconds=h.seconds.sum(),
+                best_epoch_accuracy=best.accuracy, best_valid_loss=best.valid_loss, seconds=h.seconds.sum(),
                 train_images_per_second=h.images_per_second.mean())

@@ -59,6 +59,12 @@ def test_finetune_writes_four_files_and_predict_reads_them(shapes, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     for k in ["best_epoch", "best_accuracy", "final_accuracy", "best_valid_loss", "train_images_per_second", "seconds"]:
         assert k in m
+    import pandas as pd
+    h = pd.read_csv(out / "history.csv")
+    best = h.loc[h.valid_loss.idxmin()]  # best_epoch is by validation loss; best_accuracy is the highest of any epoch
+    assert (m["best_epoch"], m["best_epoch_accuracy"], m["best_valid_loss"]) == (best.epoch, best.accuracy, best.valid_loss)
+    assert m["best_accuracy"] == h.accuracy.max() and m["final_accuracy"] == h.accuracy.iloc[-1]
+    assert "lowest validation loss at epoch" in r.stdout
     assert m["settings"]["method"] == "gradual" and m["settings"]["size"] == 48 and m["classes"] == ["circle", "square"]
     imgs = sorted((shapes / "val").rglob("*.*"))[:2]
     r = ftbook("predict", out / "model.pth", *imgs)
