@@ -196,4 +196,5 @@ d = { 'settings': { 'branch': 'main',
                               'ftbook.train.summarize_run': ('layerwise.html#summarize_run', 'ftbook/train.py'),
                               'ftbook.train.sync_buffers': ('layerwise.html#sync_buffers', 'ftbook/train.py'),
                               'ftbook.train.to_device': ('layerwise.html#to_device', 'ftbook/train.py'),
+                              'ftbook.train.use_amp': ('layerwise.html#use_amp', 'ftbook/train.py'),
                               'ftbook.train.world_sum': ('layerwise.html#world_sum', 'ftbook/train.py')}}}

@@ -23,8 +23,8 @@ from .models import freeze_to, lr_range, set_bn_eval, ulmfit_lrs
 # %% auto #0
 __all__ = ['Stage', 'plan_fastai', 'plan_head', 'plan_gradual', 'plan_lpft', 'cos_anneal', 'schedule_at', 'make_optimizer',
            'set_hypers', 'body_features', 'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic',
-           'EarlyStopping', 'to_device', 'evaluate', 'is_distributed', 'is_main', 'data_parallel', 'sync_buffers',
-           'world_sum', 'fit', 'checkpoint_state', 'restore', 'fit_lpft', 'summarize_run']
+           'EarlyStopping', 'to_device', 'use_amp', 'evaluate', 'is_distributed', 'is_main', 'data_parallel',
+           'sync_buffers', 'world_sum', 'fit', 'checkpoint_state', 'restore', 'fit_lpft', 'summarize_run']
 
 # %% ../nbs/04_layerwise.ipynb #c007
 @dataclass
@@ -149,10 +149,14 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device, memory_format=torch.channels_last, non_blocking=True) if x.dim() == 4 else x.to(device, non_blocking=True)
 
 # %% ../nbs/04_layerwise.ipynb #c028
+def use_amp(device: torch.device) -> bool:
+    "Mixed precision (bf16 autocast, no loss scaling needed) in training and evaluation: on CUDA, not on the CPU."
+    return device.type == "cuda"
+
 @torch.no_grad()
 def evaluate(model: nn.Module, dl: DataLoader, device: torch.device, amp: bool | None = None) -> tuple[float, float]:
-    "Mean cross-entropy and accuracy of `model` over `dl`; `amp` (bf16 autocast) defaults to what `fit` uses: on for CUDA."
-    amp = device.type == "cuda" if amp is None else amp
+    "Mean cross-entropy and accuracy of `model` over `dl`, by default at the precision `fit` trains with (`use_amp`)."
+    amp = use_amp(device) if amp is None else amp
     model.eval()
     loss, correct, n = 0.0, 0, 0
     for x, y in dl:
@@ -202,7 +206,7 @@ def fit(model: nn.Module, groups: list[list[nn.Module]], dls: tuple, plan: list[
     "Train `model` by `plan` over layer `groups`; returns the history (one row per epoch), after `history` if given."
     device = device or default_device()
     if seed is not None: seed_everything(seed)
-    amp = device.type == "cuda"
+    amp = use_amp(device)
     model.to(device, memory_format=torch.channels_last)
     rows = [] if history is None else history.to_dict("records")
     optimizer, offset, start = make_optimizer(groups, opt, wd), len(rows), 0   # epochs are numbered after `history`
