@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,11 +50,11 @@ def ensure_normalize(dls, stats) -> None:
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c009
 def fastai_learner(dls, arch: str | None = None, pretrained: bool = True, metrics=accuracy, cbs=None,
-                   train_bn: bool = True) -> Learner:
+                   train_bn: bool = True, path: Path | None = None) -> Learner:
     "fastai's `vision_learner` for `arch` from the backbone table: offline weights, the backbone's normalisation, once."
     bb = get_backbone(arch)
     ensure_normalize(dls, bb.stats)
-    common = dict(normalize=False, pretrained=pretrained, metrics=metrics, cbs=cbs, train_bn=train_bn)
+    common = dict(normalize=False, pretrained=pretrained, metrics=metrics, cbs=cbs, train_bn=train_bn, path=path)
     if bb.timm_name is not None:
         overlay = dict(file=str(timm_weights_file(bb.name))) if pretrained else None  # never the hub
         return vision_learner(dls, bb.timm_name, pretrained_cfg_overlay=overlay, **common)
@@ -118,17 +119,17 @@ def seed_fastai(seed: int) -> None:
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c043
 def fine_tune_by_hand(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1,
-                      lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0) -> None:
+                      lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0, cbs=None) -> None:
     "fastai's `Learner.fine_tune` from its parts: head (and BatchNorm) for `freeze_epochs`, then all with spread LRs."
     # 1. only the last parameter group (the new head) trains, plus every BatchNorm layer (`train_bn=True`)
     learn.freeze()
     # 2. 1cycle with slice(base_lr): the head peaks at base_lr, other groups at base_lr/10; warm-up over 99% of it
-    learn.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99)
+    learn.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, cbs=cbs)  # `cbs`: for both fits, as in fastai
     # 3. half the learning rate for the whole network
     base_lr /= 2
     # 4. everything trains, learning rates spread geometrically from base_lr/lr_mult (first group) to base_lr (head)
     learn.unfreeze()
-    learn.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div)
+    learn.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, cbs=cbs)
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c045
 def cos_anneal(start: float, end: float, pos: float) -> float:
@@ -200,16 +201,17 @@ def fastai_param_table(learn: Learner) -> pd.DataFrame:
 # %% ../nbs/03_fastai_fine_tune.ipynb #c073
 def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int | None = None, size: int | None = None,
                bs: int | None = None, lr: float = 2e-3, seed: int = 0, pretrained: bool = True,
-               freeze_epochs: int = 1, by_hand: bool = False, quiet: bool = True) -> tuple[pd.DataFrame, Learner]:
-    "fastai `fine_tune` of `arch` on `items` (profile defaults for epochs/size/bs); returns (history, learner)."
+               freeze_epochs: int = 1, by_hand: bool = False, quiet: bool = True, cbs=None,
+               path: Path | None = None) -> tuple[pd.DataFrame, Learner]:
+    "fastai `fine_tune` of `arch` on `items` (profile defaults for epochs/size/bs), `cbs` for its fits, files under `path`; returns (history, learner)."
     profile, bb = get_profile(), get_backbone(arch)
     epochs = profile.epochs if epochs is None else epochs
     size, bs = size or profile.size, bs or profile.bs
     seed_fastai(seed)
     dls = fastai_dls(items, size, bb.stats, bs=bs, seed=seed).to(default_device())
-    learn = fastai_learner(dls, bb.name, pretrained=pretrained, cbs=[ScheduleRecorder(), EpochStats()])
-    tune = (lambda: fine_tune_by_hand(learn, epochs, base_lr=lr, freeze_epochs=freeze_epochs)) if by_hand else \
-           (lambda: learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs))
+    learn = fastai_learner(dls, bb.name, pretrained=pretrained, cbs=[ScheduleRecorder(), EpochStats()], path=path)
+    tune = (lambda: fine_tune_by_hand(learn, epochs, base_lr=lr, freeze_epochs=freeze_epochs, cbs=cbs)) if by_hand else \
+           (lambda: learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs, cbs=cbs))
     if quiet:
         with learn.no_bar(), learn.no_logging(): tune()
     else: tune()

@@ -114,3 +114,22 @@ def test_resnet_gets_three_groups(items):
     learn = fastai_learner(fastai_dls(items, SIZE, IMAGENET_STATS, bs=BS), "resnet18", pretrained=False)
     learn.create_opt()
     assert len(learn.opt.param_lists) == 3
+
+
+def test_fit_callbacks_and_path_reach_both_fits(items, tmp_path, monkeypatch):
+    "`cbs` go to both fits of `fine_tune` and of the rebuild alike; SaveModelCallback writes under `path` only."
+    from fastai.callback.tracker import SaveModelCallback
+    monkeypatch.chdir(tmp_path)
+    runs = {}
+    for by_hand in (False, True):
+        out = tmp_path / f"by_hand_{by_hand}"
+        saver = SaveModelCallback(monitor="valid_loss", fname="best", reset_on_fit=False)
+        hist, learn = run_fastai(items, ARCH, epochs=EPOCHS, size=SIZE, bs=BS, seed=0, pretrained=False,
+                                 by_hand=by_hand, cbs=[saver], path=out)
+        assert (out / "models" / "best.pth").exists()
+        assert not any(type(cb) is SaveModelCallback for cb in learn.cbs)  # fit-time callbacks are removed afterwards
+        with learn.no_bar(), learn.no_logging():
+            assert learn.validate()[0] == pytest.approx(hist.valid_loss.min(), abs=1e-5)  # the best weights were reloaded
+        runs[by_hand] = hist
+    assert not (tmp_path / "models").exists()
+    np.testing.assert_array_equal(runs[False].valid_loss.values, runs[True].valid_loss.values)
