@@ -19,7 +19,7 @@ JUNIT := $(abspath _build/junit)
 .PHONY: help install export check-export test test-py test-nbs book clean
 help:
 	@echo "make book  - install, export the package, execute every chapter, build _build/html/index.html"
-	@echo "make test  - install, check notebooks and package agree, run pytest tests/ and nbval on nbs/"
+	@echo "make test  - install, check notebooks and package agree, run pytest tests/ and nbval on nbs/ (smoke)"
 
 # Idempotent install: redone only when the pins or the packaging change (stamp file).
 $(STAMP): constraints.txt settings.ini setup.py pyproject.toml
@@ -42,9 +42,12 @@ test-py: $(STAMP)
 	@mkdir -p $(JUNIT)
 	$(BIN)/python -m pytest tests/ -q -rs --junitxml=$(JUNIT)/tests.xml
 
+# Every notebook executed as a test, on the smoke profile (every cell runs, on a few images): the numbers are
+# `make book`'s job. FTBOOK_TEST_PROFILE=quick runs them at the book's size.
 test-nbs: $(STAMP)
 	@mkdir -p $(JUNIT)
-	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider nbs/ -q --junitxml=$(JUNIT)/nbs.xml
+	FTBOOK_PROFILE=$${FTBOOK_TEST_PROFILE:-smoke} FTBOOK_RESULTS=$(abspath _build/test-results) \
+	  $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider nbs/ -q --junitxml=$(JUNIT)/nbs.xml
 
 test: check-export test-py test-nbs
 	@$(BIN)/python .ci/summary.py $(JUNIT)/tests.xml $(JUNIT)/nbs.xml

@@ -9,63 +9,88 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from .core import default_device, seed_everything
-from .data import torch_loaders
-from .models import create_model, get_backbone, layer_groups
-from .train import Stage, fit, plan_head, use_amp
+from .models import create_model
+from .train import (Run, Stage, fit, make_optimizer, method_plan, prepare_stage, setup_run,
+                          train_epoch,
+                          use_amp)
 
 # %% auto #0
-__all__ = ['ceiling', 'loop_throughput', 'fastai_throughput', 'cached_speedup', 'bench', 'bench_main']
+__all__ = ['median_rate', 'ceiling', 'loop_steps', 'loop_throughput', 'fastai_throughput', 'cached_speedup', 'bench',
+           'bench_main']
 
 # %% ../nbs/06_bench.ipynb #c007
-def ceiling(arch: str, size: int, bs: int, steps: int = 6, device=None, channels_last: bool = True) -> float:
-    "Images/s of forward+backward+AdamW step on an in-memory batch, at the loop's precision: the most any loop can reach."
+def median_rate(images: list, seconds: list, warmup: int) -> float:
+    "Images per second of the median step after `warmup` steps."
+    return float(np.median(np.asarray(images[warmup:]) / np.asarray(seconds[warmup:])))
+
+def ceiling(arch: str, size: int, bs: int, steps: int = 20, warmup: int = 3, device=None,
+            channels_last: bool = True) -> float:
+    "Median images/s of forward, backward and AdamW step on a batch in memory: a loop's ceiling."
     device = device or default_device()
     seed_everything(0)
     model = create_model(arch, 2, pretrained=False).to(device).train()
     x, y = torch.randn(bs, 3, size, size, device=device), torch.randint(0, 2, (bs,), device=device)
-    if channels_last: model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), 1e-4)
-    for i in range(steps + 1):
-        if i == 1:
-            if device.type == "cuda": torch.cuda.synchronize()
-            t0 = time.perf_counter()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt, seconds = torch.optim.AdamW(model.parameters(), 1e-4), []
+    for _ in range(warmup + steps):
+        t = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp(device)):
             loss = nn.functional.cross_entropy(model(x).float(), y)
-        opt.zero_grad(); loss.backward(); opt.step()
-    if device.type == "cuda": torch.cuda.synchronize()
-    return steps * bs / (time.perf_counter() - t0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda": torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - t)
+    return median_rate([bs] * len(seconds), seconds, warmup)
 
 # %% ../nbs/06_bench.ipynb #c011
-def loop_throughput(items, arch: str, size: int, bs: int, device=None, cache_images: bool = True) -> float:
-    "Training images/s of a steady-state unfrozen epoch of the hand-written loop, data loading included."
-    seed_everything(0)
-    model = create_model(arch, items.label.nunique())
-    dls = torch_loaders(items, size, get_backbone(arch).stats, bs=bs, augment=True, seed=0, cache=cache_images)
-    if cache_images: dls[0].dataset.preload()   # steady state: the decode-once cost is paid before epoch 1
-    h = fit(model, layer_groups(model, arch), dls, [Stage(1, 0, 1e-4)], seed=0, device=device)
-    return float(h.images_per_second.iloc[0])
+def loop_steps(items, arch: str, size: int, bs: int, steps: int = 20, warmup: int = 3, device=None,
+               cache_images: bool = True) -> tuple[list, list]:
+    "Images and seconds of each full-batch unfrozen step of the loop, `warmup + steps` of them."
+    device = device or default_device()
+    run = setup_run(items, arch, size, bs, cache_images=cache_images)
+    # steady state: the decode-once cost is paid before
+    if cache_images: run.dls[0].dataset.preload()
+    run.model.to(device, memory_format=torch.channels_last)
+    stage, optimizer, images, seconds = Stage(1, 0, 1e-4), make_optimizer(run.groups), [], []
+    s = prepare_stage(run, stage, True, False, device, 0)
+    while len(images) < warmup + steps:
+        stats = train_epoch(s, run, optimizer, stage, 0, device)
+        full = [i for i, n in enumerate(stats.step_images) if n == bs]
+        images += [bs for _ in full]
+        seconds += [stats.step_seconds[i] for i in full]
+    return images, seconds
+
+def loop_throughput(items, arch: str, size: int, bs: int, device=None,
+                    cache_images: bool = True) -> dict:
+    "The loop's images/s: the median full-batch step after warm-up, and the mean over its epochs."
+    images, seconds = loop_steps(items, arch, size, bs, device=device, cache_images=cache_images)
+    return dict(median=median_rate(images, seconds, 3), epoch=sum(images) / sum(seconds))
 
 def fastai_throughput(items, arch: str, size: int, bs: int) -> float:
-    "Training images/s of fastai's unfrozen epoch (`fine_tune(1)`'s second epoch), its data pipeline included."
+    "Training images/s of fastai's unfrozen epoch (`fine_tune(1)`'s second), data loading included."
     from ftbook.fastai_tune import run_fastai
     h, _ = run_fastai(items, arch, epochs=1, size=size, bs=bs, seed=0)
     return float(h[h.phase == "unfrozen"].images_per_second.iloc[0])
 
 def cached_speedup(items, arch: str, size: int, bs: int, device=None) -> dict:
-    "Seconds of a frozen epoch recomputing the body vs on cached features (and the one-off feature pass)."
+    "Seconds of a frozen epoch recomputing the body vs on cached features (and of the whole run)."
     out = {}
     for cache in (False, True):
-        seed_everything(0)
-        model = create_model(arch, items.label.nunique())
-        dls = torch_loaders(items, size, get_backbone(arch).stats, bs=bs, augment=False, seed=0)
         t0 = time.perf_counter()
-        h = fit(model, layer_groups(model, arch), dls, plan_head(2), train_bn=False, cache=cache, seed=0, device=device)
-        out["cached" if cache else "recomputed"] = dict(epoch_seconds=float(h.seconds.iloc[-1]), total_seconds=time.perf_counter() - t0)
+        h = fit(*setup_run(items, arch, size, bs, augment=False), method_plan("probe", 2, 5),
+                train_bn=False,
+                cache_features=cache, seed=0, device=device)
+        out["cached" if cache else "recomputed"] = dict(epoch_seconds=float(h.seconds.iloc[-1]),
+                                                       total_seconds=time.perf_counter() - t0)
     return out
 
 # %% ../nbs/06_bench.ipynb #c012
@@ -73,28 +98,31 @@ def bench(items, arch: str, size: int, bs: int, with_fastai: bool = True, device
     "All measurements in one process: a table of images/s and the ratios the book claims."
     ceil = max(ceiling(arch, size, bs, device=device, channels_last=cl) for cl in (False, True))
     loop = loop_throughput(items, arch, size, bs, device)
-    loop_nocache = loop_throughput(items, arch, size, bs, device, cache_images=False)
+    loop_decoding = loop_throughput(items, arch, size, bs, device, cache_images=False)
     fa = fastai_throughput(items, arch, size, bs) if with_fastai else float("nan")
     cs = cached_speedup(items, arch, size, bs, device)
-    n_train = int((~items.is_valid).sum())
-    rows = [dict(what="ceiling (batch in memory)", images_per_second=ceil),
-            dict(what="loop (image cache)", images_per_second=loop),
-            dict(what="loop (decode every epoch)", images_per_second=loop_nocache),
-            dict(what="fastai Learner", images_per_second=fa),
-            dict(what="frozen epoch, recomputed body", images_per_second=n_train / cs["recomputed"]["epoch_seconds"]),
-            dict(what="frozen epoch, cached features", images_per_second=n_train / cs["cached"]["epoch_seconds"])]
-    ratios = {"loop/fastai": loop / fa, "loop/ceiling": loop / ceil,
-              "cached/recomputed": cs["recomputed"]["epoch_seconds"] / cs["cached"]["epoch_seconds"]}
-    return dict(arch=arch, size=size, bs=bs, device=str(device or default_device()), threads=torch.get_num_threads(),
-                table=rows, ratios=ratios, cached=cs)
+    n_train = int((items.split == "train").sum())
+    recomputed, cached = (n_train / cs[k]["epoch_seconds"] for k in ("recomputed", "cached"))
+    rows = [dict(what="ceiling (batch in memory), median step", images_per_second=ceil),
+            dict(what="loop (image cache), median step", images_per_second=loop["median"]),
+            dict(what="loop (image cache), epochs", images_per_second=loop["epoch"]),
+            dict(what="loop (decode every epoch), epochs",
+                 images_per_second=loop_decoding["epoch"]),
+            dict(what="fastai Learner, epoch", images_per_second=fa),
+            dict(what="frozen epoch, recomputed body", images_per_second=recomputed),
+            dict(what="frozen epoch, cached features", images_per_second=cached)]
+    ratios = {"loop/fastai": loop["epoch"] / fa, "loop/ceiling": loop["median"] / ceil,
+              "cached/recomputed": cached / recomputed}
+    return dict(arch=arch, size=size, bs=bs, device=str(device or default_device()),
+                threads=torch.get_num_threads(), table=rows, ratios=ratios, cached=cs)
 
 # %% ../nbs/06_bench.ipynb #c019
-def bench_main(data: Path, size: int, bs: int, arch: str | None, out: Path | None) -> int:
-    "`ftbook bench`: run `bench` on the image folder `data`, print the table and ratios, optionally write JSON."
-    from ftbook.core import get_arch
-    from ftbook.data import get_items, usable_items
-    arch = get_backbone(get_arch(arch)).name
-    res = bench(usable_items(get_items(data)), arch, size, bs)
+def bench_main(data, size: int, bs: int, arch: str | None, out: Path | None) -> int:
+    "`ftbook bench`: `bench` on the dataset at `data`; print the table and ratios, and write JSON."
+    from ftbook.check import usable_items
+    from ftbook.data import get_items
+    from ftbook.models import get_backbone
+    res = bench(usable_items(get_items(data)), get_backbone(arch).name, size, bs)
     print(pd.DataFrame(res["table"]).round(1).to_string(index=False))
     print("ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in res["ratios"].items()))
     if out:

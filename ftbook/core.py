@@ -7,47 +7,64 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 # %% auto #0
-__all__ = ['PROFILES', 'DEFAULT_ARCH', 'HISTORY_COLUMNS', 'DATA_URL', 'DATA_NAME', 'default_device', 'Profile', 'get_profile',
-           'get_arch', 'seed_everything', 'RunSettings', 'history_frame', 'DataUnavailable', 'cache_dir',
-           'download_data', 'data_root', 'results_dir', 'save_result', 'load_results', 'describe_run']
+__all__ = ['PROFILES', 'DEFAULT_ARCH', 'HISTORY_COLUMNS', 'DATASETS', 'DATA_NAME', 'default_device', 'Profile', 'get_profile',
+           'get_arch', 'seed_everything', 'RunSettings', 'history_frame', 'phase_throughput', 'DataUnavailable',
+           'cache_dir', 'download_data', 'data_root', 'results_dir', 'save_result', 'load_results', 'describe_run']
 
 # %% ../nbs/00_core.ipynb #c006
-def default_device() -> torch.device:
+def default_device() -> "torch.device":
     "The device to train on: `$FTBOOK_DEVICE` if set, else CUDA, else MPS, else CPU."
+    import torch  # here, not at the top: `import ftbook.core` (and `ftbook --help`) stays light
     if os.environ.get("FTBOOK_DEVICE"): return torch.device(os.environ["FTBOOK_DEVICE"])
     if torch.cuda.is_available(): return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): return torch.device("mps")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available(): return torch.device("mps")
     return torch.device("cpu")
 
 # %% ../nbs/00_core.ipynb #c010
 @dataclass(frozen=True)
 class Profile:
-    "How much compute a chapter spends: image size, batch size, epochs for `fine_tune`, seeds and sweep length."
+    "How much compute the chapters spend: one row of `PROFILES`."
     name: str
-    size: int            # image side in pixels
-    bs: int              # batch size
-    epochs: int          # epochs of the unfrozen phase of `fine_tune`
-    seeds: int           # seeds for the study chapter
-    budgets: tuple = ()  # the k of `fine_tune(k)` compared in the study; the largest is the epoch sweep
+    size: int                # image side in pixels
+    bs: int                  # batch size
+    epochs: int              # unfrozen epochs of `fine_tune` in the fastai and loop chapters
+    seeds: int               # seeds of the study chapter's budget comparison
+    budgets: tuple           # the two k of `fine_tune(k)` that the study compares
+    per_class: tuple         # training images per class in the data-size chapter (None: all)
+    size_seeds: int          # seeds per point in the data-size chapter
+    max_per_class: int | None = None  # smoke runs: at most this many images per class and split
+    conclusive: bool = True  # its numbers support conclusions: chapters assert them only then
+
+    def limit(self, items):
+        "`items` with at most `max_per_class` images per class and split (all when it is None)."
+        if self.max_per_class is None: return items
+        return items.groupby(["split", "label"]).head(self.max_per_class).reset_index(drop=True)
 
 PROFILES = {
-    "quick": Profile("quick", size=128, bs=32, epochs=2, seeds=2, budgets=(1, 4)),
-    "full":  Profile("full",  size=224, bs=32, epochs=5, seeds=5, budgets=(1, 3, 5, 10)),
+    "smoke": Profile("smoke", size=64, bs=16, epochs=1, seeds=2, budgets=(1, 2), per_class=(2, 4),
+                     size_seeds=2, max_per_class=12, conclusive=False),
+    "quick": Profile("quick", size=128, bs=32, epochs=2, seeds=5, budgets=(5, 10), per_class=(5, 20,
+                                                                                              50),
+                     size_seeds=3),
+    "full":  Profile("full", size=224, bs=32, epochs=5, seeds=10, budgets=(5, 10),
+                     per_class=(5, 10, 20, 50, 100, None), size_seeds=5),
 }
 
 # %% ../nbs/00_core.ipynb #c011
 def get_profile(name: str | None = None) -> Profile:
     "The run profile: `name`, else `$FTBOOK_PROFILE`, else `full` on a GPU and `quick` on a CPU."
-    name = name or os.environ.get("FTBOOK_PROFILE") or ("full" if default_device().type == "cuda" else "quick")
+    default = "full" if default_device().type == "cuda" else "quick"
+    name = name or os.environ.get("FTBOOK_PROFILE") or default
     if name not in PROFILES:
-        raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)} (env FTBOOK_PROFILE)")
+        raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)} "
+                         "(env FTBOOK_PROFILE)")
     return PROFILES[name]
 
 # %% ../nbs/00_core.ipynb #c015
@@ -62,37 +79,52 @@ def seed_everything(seed: int) -> None:
     "Seed `random`, NumPy and PyTorch (all devices)."
     random.seed(seed)
     np.random.seed(seed % 2**32)
+    import torch
     torch.manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #c021
 @dataclass
 class RunSettings:
-    "Everything that defines a training run; `asdict` of it goes into `metrics.json`."
-    arch: str = DEFAULT_ARCH
-    method: str = "gradual"
-    epochs: int = 4
-    size: int = 224
+    "Everything that defines a `ftbook finetune` run; the defaults are the recipe."
+    method: str = "lp_ft"           # a key of ftbook.train.METHODS, or "fastai"
+    arch: str = "efficientnet_lite2"
+    size: int = 300                 # image side in pixels
+    epochs: int | None = None       # epochs of the method's main phase; None: enough for `steps`
+    steps: int = 40                 # optimiser steps of the main phase, when `epochs` is None
+    probe_epochs: int = 10          # LP-FT's linear probe, on cached features
     bs: int = 32
-    lr: float = 2e-3
+    lr: float | None = None         # peak learning rate of the head; None: the method's default
     seed: int = 0
-    profile: str = "quick"
-
-    def to_dict(self) -> dict: return asdict(self)
+    valid_pct: float = 0.2          # without a validation split: share of each class held out
+    head: str = "linear"
+    # a local checkpoint of the backbone, instead of its pretrained weights
+    weights: str | None = None
 
 # %% ../nbs/00_core.ipynb #c024
-HISTORY_COLUMNS = ["epoch", "phase", "train_loss", "valid_loss", "accuracy", "seconds", "images_per_second", "lr"]
+HISTORY_COLUMNS = ["epoch", "phase", "train_loss", "valid_loss", "accuracy", "seconds",
+                   "images_per_second", "lr"]
 
 def history_frame(rows: list[dict]):
-    "A history DataFrame from per-epoch dicts: the shared columns first (missing ones as NaN), extras after."
+    "A history DataFrame from per-epoch dicts: the shared columns first (missing ones NaN), extras."
     import pandas as pd
     df = pd.DataFrame(rows)
     for c in HISTORY_COLUMNS:
         if c not in df: df[c] = float("nan")
     return df[HISTORY_COLUMNS + [c for c in df.columns if c not in HISTORY_COLUMNS]]
 
+# %% ../nbs/00_core.ipynb #c024c
+def phase_throughput(h) -> dict:
+    "Training images per second of each phase of history `h` (its epochs train the same images)."
+    phases = h.groupby("phase", sort=False)
+    return {phase: float(1 / (1 / g.images_per_second).mean()) for phase, g in phases}
+
 # %% ../nbs/00_core.ipynb #c027
-DATA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
-DATA_NAME = "hymenoptera_data"
+DATASETS = {  # name -> the zip to download when the folder is not on disk
+    "hymenoptera_data": "https://download.pytorch.org/tutorial/hymenoptera_data.zip",
+    "clothing-dataset-small":
+        "https://github.com/alexeygrigorev/clothing-dataset-small/archive/refs/heads/master.zip",
+}
+DATA_NAME = "hymenoptera_data"  # the book's dataset
 
 class DataUnavailable(RuntimeError):
     "The dataset is neither on disk nor downloadable."
@@ -102,28 +134,31 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ftbook"
 
 # %% ../nbs/00_core.ipynb #c028
-def download_data(url: str = DATA_URL, dest: Path | None = None) -> Path:
-    "Download and extract the zip at `url` into `dest` (default: the cache) with fastdownload; clear error when offline."
+def download_data(url: str, dest: Path | None = None) -> Path:
+    "Download and extract the zip at `url` into `dest` (default: the cache); a clear error offline."
     dest = Path(dest or cache_dir())
     try:
         from fastdownload import FastDownload
         return Path(FastDownload(base=dest, archive="archive", data="data").get(url))
-    except Exception as e:  # network errors come in many types (URLError, HTTPError, socket errors, ...)
+    except Exception as e:  # network errors come in many types (URLError, HTTPError, socket errors)
         raise DataUnavailable(
-            f"Could not download {url} ({type(e).__name__}: {e}). Download and unzip it yourself, then set "
-            f"FTBOOK_DATA to the folder that holds {DATA_NAME}/ (or unzip it into {dest / 'data'}).") from None
+            f"Could not download {url} ({type(e).__name__}: {e}). Download and unzip it yourself, "
+            f"then set FTBOOK_DATA to the folder that holds it (or unzip it into {dest / 'data'})."
+        ) from None
 
-def data_root(download: bool = True) -> Path:
-    "Folder of the hymenoptera dataset: `$FTBOOK_DATA/hymenoptera_data`, else the cache, else a download."
+def data_root(name: str = DATA_NAME, download: bool = True) -> Path:
+    "Folder of dataset `name`: `$FTBOOK_DATA/<name>`, else the cache, else a download."
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if os.environ.get("FTBOOK_DATA"):
-        path = Path(os.environ["FTBOOK_DATA"]).expanduser() / DATA_NAME
+        path = Path(os.environ["FTBOOK_DATA"]).expanduser() / name
         if not path.is_dir():
-            raise DataUnavailable(f"FTBOOK_DATA={os.environ['FTBOOK_DATA']} does not contain a {DATA_NAME}/ folder")
+            raise DataUnavailable(f"FTBOOK_DATA={os.environ['FTBOOK_DATA']} has no {name}/ folder")
         return path
-    cached = cache_dir() / "data" / DATA_NAME
+    cached = cache_dir() / "data" / name
     if cached.is_dir(): return cached
     if not download: raise DataUnavailable(f"{cached} does not exist and download=False")
-    return download_data()
+    return download_data(DATASETS[name])
 
 # %% ../nbs/00_core.ipynb #c034
 def results_dir() -> Path:
@@ -131,10 +166,11 @@ def results_dir() -> Path:
     return Path(os.environ.get("FTBOOK_RESULTS") or cache_dir() / "results")
 
 def save_result(chapter: str, data: dict) -> Path:
-    "Save `data` (JSON-able) as chapter `chapter`'s result, stamped with profile, device, backbone and time."
+    "Save `data` (JSON-able) as chapter `chapter`'s result, stamped with profile, device and time."
     import json, time
     p = get_profile()
-    record = dict(chapter=chapter, profile=p.name, size=p.size, device=default_device().type, arch=get_arch(),
+    record = dict(chapter=chapter, profile=p.name, size=p.size, device=default_device().type,
+                  arch=get_arch(),
                   saved=time.strftime("%Y-%m-%d %H:%M:%S"), **data)
     path = results_dir() / f"{chapter}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +185,10 @@ def load_results() -> dict:
 # %% ../nbs/00_core.ipynb #c037
 def describe_run(profile: Profile | None = None, arch: str | None = None) -> str:
     "One line: device, profile and backbone a chapter runs with."
+    import torch
     p, dev = profile or get_profile(), default_device()
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
-    return (f"device={dev.type} ({name}) | profile={p.name} (size={p.size}px, bs={p.bs}, epochs={p.epochs}, "
-            f"seeds={p.seeds}) | arch={get_arch(arch)} | torch {torch.__version__}")
+    cpu = f"{torch.get_num_threads()} CPU threads"
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu
+    return (f"device={dev.type} ({name}) | profile={p.name} (size={p.size}px, bs={p.bs}, "
+            f"epochs={p.epochs}, seeds={p.seeds}) | arch={get_arch(arch)} | "
+            f"torch {torch.__version__}")

@@ -5,7 +5,9 @@
 # %% ../nbs/03_fastai_fine_tune.ipynb #c004
 from __future__ import annotations
 
+import contextlib
 import math
+import random
 import time
 from pathlib import Path
 
@@ -13,22 +15,58 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback
-from fastai.callback.progress import ProgressCallback  # noqa: F401 (registers the progress bar and `Learner.no_bar`)
-from fastai.callback.schedule import ParamScheduler  # also what adds `fit_one_cycle` and `fine_tune` to `Learner`
+# noqa: F401 (registers the progress bar and `Learner.no_bar`)
+from fastai.callback.progress import ProgressCallback
+# also what adds `fit_one_cycle` and `fine_tune` to `Learner`
+from fastai.callback.schedule import ParamScheduler
 from fastai.data.transforms import Normalize
 from fastai.learner import Learner, Recorder
 from fastai.metrics import accuracy
 from fastai.torch_core import find_bs, set_seed
 from fastai.vision.learner import vision_learner
 
-from .core import default_device, get_profile, history_frame, seed_everything
-from .data import fastai_dls
+from fastai.vision.all import (CategoryBlock, ColReader, ColSplitter, DataBlock, Flip,
+                               IntToFloatTensor, PILImage,
+                               RandomResizedCrop, Resize, TransformBlock)
+
+from .core import (default_device, get_profile, history_frame, phase_throughput,
+                         seed_everything)
+from .data import load_rgb
 from .models import count_table, get_backbone, lr_range, timm_weights_file
 
 # %% auto #0
-__all__ = ['normalize_tfms', 'ensure_normalize', 'fastai_learner', 'ScheduleRecorder', 'EpochStats', 'fastai_history',
-           'seed_fastai', 'fine_tune_by_hand', 'cos_anneal', 'one_cycle', 'fine_tune_schedule', 'schedules_match',
-           'plot_schedule', 'fastai_param_table', 'run_fastai']
+__all__ = ['CentreResize', 'fastai_dls', 'normalize_tfms', 'ensure_normalize', 'fastai_learner', 'ScheduleRecorder', 'EpochStats',
+           'fastai_history', 'seed_fastai', 'fine_tune_by_hand', 'cos_anneal', 'one_cycle', 'fine_tune_schedule',
+           'schedules_match', 'plot_schedule', 'fastai_param_table', 'run_fastai']
+
+# %% ../nbs/03_fastai_fine_tune.ipynb #f070
+def _fastai_image(path):
+    "fastai's image type from `load_rgb`, so both paths decode files identically."
+    return PILImage.create(load_rgb(path))
+
+class CentreResize(Resize):
+    "`Resize` that centre-crops on the training set too (fastai's picks a random position there)."
+    def before_call(self, b, split_idx): super().before_call(b, split_idx=1)
+
+def fastai_dls(items: pd.DataFrame, size: int, stats, bs: int = 32, augment: bool = True,
+               seed: int = 0,
+               num_workers: int = 0):
+    "fastai `DataLoaders` over the train and valid rows of `items`, as `torch_loaders`; seeded."
+    if augment:
+        crop, centre = RandomResizedCrop(size, min_scale=0.35), Resize(size)
+        crop.split_idx, centre.split_idx = 0, 1  # random crops on train only, centre crop on valid
+        item_tfms, batch_tfms = [crop, centre], [Flip(), Normalize.from_stats(*stats)]
+    else:
+        item_tfms, batch_tfms = [CentreResize(size)], [Normalize.from_stats(*stats)]
+    image_block = TransformBlock(type_tfms=_fastai_image, batch_tfms=IntToFloatTensor)
+    dblock = DataBlock(blocks=(image_block, CategoryBlock), get_x=ColReader("path"),
+                       get_y=ColReader("label"),
+                       splitter=ColSplitter("is_valid"), item_tfms=item_tfms, batch_tfms=batch_tfms)
+    used = items[items["split"].isin(["train", "valid"])].reset_index(drop=True)
+    n_train = int((used["split"] == "train").sum())
+    dls = dblock.dataloaders(used, bs=bs, num_workers=num_workers, drop_last=n_train % bs == 1)
+    dls.train.rng = random.Random(seed)  # fastai shuffles with this Python RNG
+    return dls
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c007
 def normalize_tfms(dls) -> list:
@@ -36,27 +74,31 @@ def normalize_tfms(dls) -> list:
     return [t for t in dls.after_batch.fs if isinstance(t, Normalize)]
 
 def ensure_normalize(dls, stats) -> None:
-    "Make `dls` normalise exactly once with `stats`: add it if missing; `ValueError` if doubled or other statistics."
+    "Make `dls` normalise once with `stats`: add it if missing; `ValueError` if twice or wrong."
     norms = normalize_tfms(dls)
     if not norms:
         dls.add_tfms([Normalize.from_stats(*stats)], "after_batch")
         return
-    if len(norms) > 1: raise ValueError(f"the DataLoaders normalise {len(norms)} times; keep one Normalize")
+    if len(norms) > 1: raise ValueError(f"the loaders normalise {len(norms)} times; keep one")
     mean, std = norms[0].mean.flatten().tolist(), norms[0].std.flatten().tolist()
     if not (np.allclose(mean, stats[0]) and np.allclose(std, stats[1])):
         raise ValueError(f"the DataLoaders normalise with mean={np.round(mean, 3).tolist()}, "
-                         f"std={np.round(std, 3).tolist()}, but the backbone expects mean={list(stats[0])}, "
+                         f"std={np.round(std, 3).tolist()}, but the backbone expects "
+                         f"mean={list(stats[0])}, "
                          f"std={list(stats[1])}")
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c009
-def fastai_learner(dls, arch: str | None = None, pretrained: bool = True, metrics=accuracy, cbs=None,
+def fastai_learner(dls, arch: str | None = None, pretrained: bool = True, metrics=accuracy,
+                   cbs=None,
                    train_bn: bool = True, path: Path | None = None) -> Learner:
-    "fastai's `vision_learner` for `arch` from the backbone table: offline weights, the backbone's normalisation, once."
+    "fastai's `vision_learner` for `arch` from the backbone table: offline weights, one Normalize."
     bb = get_backbone(arch)
     ensure_normalize(dls, bb.stats)
-    common = dict(normalize=False, pretrained=pretrained, metrics=metrics, cbs=cbs, train_bn=train_bn, path=path)
+    common = dict(normalize=False, pretrained=pretrained, metrics=metrics, cbs=cbs,
+                  train_bn=train_bn, path=path)
     if bb.timm_name is not None:
-        overlay = dict(file=str(timm_weights_file(bb.name))) if pretrained else None  # never the hub
+        # never the hub
+        overlay = dict(file=str(timm_weights_file(bb.name))) if pretrained else None
         return vision_learner(dls, bb.timm_name, pretrained_cfg_overlay=overlay, **common)
     import torchvision
     if pretrained: bb.weights()  # into torch's cache now, or a clear WeightsUnavailable offline
@@ -68,7 +110,7 @@ def _phase(opt) -> str:
     return "frozen" if getattr(opt, "frozen_idx", 0) > 0 else "unfrozen"
 
 class ScheduleRecorder(Callback):
-    "Record lr and momentum of every param group, and the loss, at every training batch, across fits."
+    "Record lr and momentum of every param group, and the loss, at every batch, across fits."
     order, run_valid = ParamScheduler.order + 1, False
     def __init__(self): self.rows, self.losses = [], []
     def after_batch(self):
@@ -82,7 +124,7 @@ class ScheduleRecorder(Callback):
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c021
 class EpochStats(Callback):
-    "One row per epoch across fits: phase, mean train loss, valid loss, accuracy, seconds, images/s, head's peak lr."
+    "One row per epoch across fits: phase, losses, accuracy, seconds, images/s, head's peak lr."
     order = Recorder.order + 1  # after the Recorder has computed the epoch's metrics
     def __init__(self): self.rows = []
     def before_epoch(self):
@@ -97,87 +139,100 @@ class EpochStats(Callback):
         self.lr_peak = max(self.lr_peak, self.opt.hypers[-1]["lr"])
     def after_epoch(self):
         rec = dict(zip(self.recorder.metric_names[1:], self.recorder.values[-1]))
-        acc = rec["accuracy"] if "accuracy" in rec else 1 - rec["error_rate"] if "error_rate" in rec else float("nan")
+        acc = rec.get("accuracy", 1 - rec.get("error_rate", float("nan")))
         self.rows.append(dict(epoch=len(self.rows) + 1, phase=self.phase,
-                              train_loss=self.loss_sum / max(self.n_train, 1), valid_loss=rec.get("valid_loss", float("nan")),
+                              train_loss=self.loss_sum / max(self.n_train, 1),
+                              valid_loss=rec.get("valid_loss", float("nan")),
                               accuracy=float(acc), seconds=time.perf_counter() - self.t0,
                               images_per_second=self.n_train / self.train_seconds, lr=self.lr_peak,
-                              fastai_train_loss=rec.get("train_loss", float("nan")), train_seconds=self.train_seconds))
+                              fastai_train_loss=rec.get("train_loss", float("nan")),
+                              train_seconds=self.train_seconds))
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c023
 def fastai_history(learn: Learner) -> pd.DataFrame:
     "The per-epoch history of `learn` (recorded by its `EpochStats` callback) in the shared format."
     stats = [cb for cb in learn.cbs if isinstance(cb, EpochStats)]
-    if not stats: raise ValueError("this Learner has no EpochStats callback: build it with cbs=[EpochStats()]")
+    if not stats: raise ValueError("this Learner has no EpochStats callback: add one in `cbs`")
     return history_frame(stats[0].rows)
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c028
 def seed_fastai(seed: int) -> None:
-    "Seed Python, NumPy and torch (ftbook's and fastai's way, deterministic cuDNN) before building loaders and model."
+    "Seed Python, NumPy and torch (ftbook's and fastai's way, deterministic cuDNN) before building."
     seed_everything(seed)
     set_seed(seed, reproducible=True)
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c043
 def fine_tune_by_hand(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1,
-                      lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0, cbs=None) -> None:
-    "fastai's `Learner.fine_tune` from its parts: head (and BatchNorm) for `freeze_epochs`, then all with spread LRs."
-    # 1. only the last parameter group (the new head) trains, plus every BatchNorm layer (`train_bn=True`)
+                      lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0, cbs=None):
+    "fastai's `Learner.fine_tune` from its parts: the head (and BN) frozen, then all at spread LRs."
+    # 1. only the last parameter group (the new head) trains, and every BatchNorm (`train_bn=True`)
     learn.freeze()
-    # 2. 1cycle with slice(base_lr): the head peaks at base_lr, other groups at base_lr/10; warm-up over 99% of it
-    learn.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, cbs=cbs)  # `cbs`: for both fits, as in fastai
+    # 2. 1cycle at slice(base_lr): head at base_lr, other groups at base_lr/10; warm-up over 99 %
+    # `cbs`: for both fits, as in fastai
+    learn.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, cbs=cbs)
     # 3. half the learning rate for the whole network
     base_lr /= 2
-    # 4. everything trains, learning rates spread geometrically from base_lr/lr_mult (first group) to base_lr (head)
+    # 4. all trains, the rates spread geometrically from base_lr/lr_mult (first group) to base_lr
     learn.unfreeze()
-    learn.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, cbs=cbs)
+    learn.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div,
+                        cbs=cbs)
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c045
 def cos_anneal(start: float, end: float, pos: float) -> float:
     "Cosine from `start` (pos=0) to `end` (pos=1), fastai's `sched_cos`."
     return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
 
-def one_cycle(n: int, lr_max: float, pct_start: float = 0.25, div: float = 25.0, div_final: float = 1e5,
+def one_cycle(n: int, lr_max: float, pct_start: float = 0.25, div: float = 25.0,
+              div_final: float = 1e5,
               moms: tuple = (0.95, 0.85, 0.95)) -> tuple[list, list]:
-    "(lrs, moms) at each of `n` iterations of 1cycle: cosine warm-up to `lr_max` for `pct_start`, then cosine decay."
+    "(lrs, moms) at `n` iterations of 1cycle: cosine warm-up to `lr_max`, then cosine decay."
     lrs, ms = [], []
     for i in range(n):
         pos = i / n
         if pos < pct_start:
             p = pos / pct_start
-            lrs.append(cos_anneal(lr_max / div, lr_max, p)); ms.append(cos_anneal(moms[0], moms[1], p))
+            lrs.append(cos_anneal(lr_max / div, lr_max, p)); ms.append(cos_anneal(moms[0], moms[1],
+                                                                                  p))
         else:
             p = (pos - pct_start) / (1 - pct_start)
-            lrs.append(cos_anneal(lr_max, lr_max / div_final, p)); ms.append(cos_anneal(moms[1], moms[2], p))
+            lrs.append(cos_anneal(lr_max, lr_max / div_final, p)); ms.append(cos_anneal(moms[1],
+                                                                                        moms[2], p))
     return lrs, ms
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c047
-def fine_tune_schedule(n_iter: int, epochs: int, n_groups: int, base_lr: float = 2e-3, freeze_epochs: int = 1,
-                       lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0) -> pd.DataFrame:
-    "The lr and momentum `fine_tune` sets per param group and iteration (`n_iter` batches per epoch), by formula."
+def fine_tune_schedule(n_iter: int, epochs: int, n_groups: int, base_lr: float = 2e-3,
+                       freeze_epochs: int = 1, lr_mult: float = 100, pct_start: float = 0.3,
+                       div: float = 5.0) -> pd.DataFrame:
+    "The lr and momentum `fine_tune` sets per group and iteration (`n_iter` per epoch), by formula."
     phases = [("frozen", freeze_epochs, lr_range(slice(base_lr), n_groups), 0.99, 25.0),
-              ("unfrozen", epochs, lr_range(slice(base_lr / 2 / lr_mult, base_lr / 2), n_groups), pct_start, div)]
+              ("unfrozen", epochs, lr_range(slice(base_lr / 2 / lr_mult, base_lr / 2), n_groups),
+               pct_start, div)]
     rows, start = [], 0
     for phase, n_epochs, lr_maxs, pct, dv in phases:
         n = n_epochs * n_iter
         per_group = [one_cycle(n, lr_max, pct, dv) for lr_max in lr_maxs]
-        rows += [dict(iter=start + i, group=g, phase=phase, lr=per_group[g][0][i], mom=per_group[g][1][i])
+        rows += [dict(iter=start + i, group=g, phase=phase, lr=per_group[g][0][i],
+                      mom=per_group[g][1][i])
                  for i in range(n) for g in range(n_groups)]
         start += n
     return pd.DataFrame(rows, columns=["iter", "group", "phase", "lr", "mom"])
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c049
 def schedules_match(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 0.0) -> bool:
-    "Do two schedule frames (iter, group, phase, lr, mom) agree: same rows, lr and mom equal up to `rtol`?"
-    if len(a) != len(b) or not a[["iter", "group", "phase"]].equals(b[["iter", "group", "phase"]]): return False
-    return bool(np.allclose(a.lr, b.lr, rtol=rtol, atol=0) and np.allclose(a.mom, b.mom, rtol=rtol, atol=0))
+    "Do two schedule frames agree: same (iter, group, phase) rows, lr and mom up to `rtol`?"
+    keys = ["iter", "group", "phase"]
+    if len(a) != len(b) or not a[keys].equals(b[keys]): return False
+    close = lambda x, y: np.allclose(x, y, rtol=rtol, atol=0)
+    return bool(close(a.lr, b.lr) and close(a.mom, b.mom))
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c053
 def plot_schedule(recorded: pd.DataFrame, formula: pd.DataFrame | None = None):
-    "Learning rate per param group (log scale) and momentum against the training iteration; returns the figure."
+    "Learning rate per param group (log scale) and momentum against the iteration; the figure."
     import matplotlib.pyplot as plt
     fig, (ax_lr, ax_mom) = plt.subplots(1, 2, figsize=(11, 3.5))
     for g, df in recorded.groupby("group"):
-        ax_lr.plot(df.iter, df.lr, ".", label=f"group {g}" + (" (head)" if g == recorded.group.max() else ""))
+        ax_lr.plot(df.iter, df.lr, ".",
+                   label=f"group {g}" + (" (head)" if g == recorded.group.max() else ""))
         if formula is not None:
             f = formula[formula.group == g]
             ax_lr.plot(f.iter, f.lr, "-", color=ax_lr.lines[-1].get_color(), alpha=0.5)
@@ -186,7 +241,8 @@ def plot_schedule(recorded: pd.DataFrame, formula: pd.DataFrame | None = None):
     if formula is not None: ax_mom.plot(mom.iter, formula[formula.group == 0].mom, "-", alpha=0.5)
     unfrozen = recorded[recorded.phase == "unfrozen"].iter
     for ax, name in ((ax_lr, "learning rate"), (ax_mom, "momentum (Adam beta1)")):
-        if len(unfrozen) and unfrozen.min() > 0: ax.axvline(unfrozen.min() - 0.5, ls=":", color="grey")
+        if len(unfrozen) and unfrozen.min() > 0:
+            ax.axvline(unfrozen.min() - 0.5, ls=":", color="grey")
         ax.set_xlabel("training iteration"); ax.set_title(name); ax.legend(fontsize=8)
     ax_lr.set_yscale("log")
     fig.tight_layout()
@@ -194,25 +250,28 @@ def plot_schedule(recorded: pd.DataFrame, formula: pd.DataFrame | None = None):
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c059
 def fastai_param_table(learn: Learner) -> pd.DataFrame:
-    "Parameters per fastai param group (`learn.opt.param_lists`), counted like the models chapter's `param_table`."
+    "Parameters per fastai param group (`learn.opt.param_lists`), counted like `param_table`."
     if learn.opt is None: learn.create_opt()
     return count_table(learn.opt.param_lists)
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c073
-def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int | None = None, size: int | None = None,
+def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int | None = None,
+               size: int | None = None,
                bs: int | None = None, lr: float = 2e-3, seed: int = 0, pretrained: bool = True,
                freeze_epochs: int = 1, by_hand: bool = False, quiet: bool = True, cbs=None,
                path: Path | None = None) -> tuple[pd.DataFrame, Learner]:
-    "fastai `fine_tune` of `arch` on `items` (profile defaults for epochs/size/bs), `cbs` for its fits, files under `path`; returns (history, learner)."
+    "fastai's `fine_tune` of `arch` on `items` (profile defaults); `cbs` for both fits."
     profile, bb = get_profile(), get_backbone(arch)
     epochs = profile.epochs if epochs is None else epochs
     size, bs = size or profile.size, bs or profile.bs
     seed_fastai(seed)
     dls = fastai_dls(items, size, bb.stats, bs=bs, seed=seed).to(default_device())
-    learn = fastai_learner(dls, bb.name, pretrained=pretrained, cbs=[ScheduleRecorder(), EpochStats()], path=path)
-    tune = (lambda: fine_tune_by_hand(learn, epochs, base_lr=lr, freeze_epochs=freeze_epochs, cbs=cbs)) if by_hand else \
-           (lambda: learn.fine_tune(epochs, base_lr=lr, freeze_epochs=freeze_epochs, cbs=cbs))
-    if quiet:
-        with learn.no_bar(), learn.no_logging(): tune()
-    else: tune()
+    learn = fastai_learner(dls, bb.name, pretrained=pretrained,
+                           cbs=[ScheduleRecorder(), EpochStats()], path=path)
+    tune = fine_tune_by_hand if by_hand else Learner.fine_tune
+    with contextlib.ExitStack() as stack:
+        if quiet:
+            stack.enter_context(learn.no_bar())
+            stack.enter_context(learn.no_logging())
+        tune(learn, epochs, base_lr=lr, freeze_epochs=freeze_epochs, cbs=cbs)
     return fastai_history(learn), learn

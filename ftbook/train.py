@@ -5,11 +5,14 @@
 # %% ../nbs/04_layerwise.ipynb #c004
 from __future__ import annotations
 
+import copy
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -17,19 +20,24 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from .core import default_device, history_frame, seed_everything
-from .models import freeze_to, lr_range, set_bn_eval, ulmfit_lrs
+from .core import default_device, history_frame, phase_throughput, seed_everything
+from .data import torch_loaders
+from .models import (HEAD_ONLY, create_model, freeze_to, frozen_count, get_backbone,
+                           layer_groups,
+                           lr_range, set_bn_eval, ulmfit_lrs)
 
 # %% auto #0
-__all__ = ['Stage', 'plan_fastai', 'plan_head', 'plan_gradual', 'plan_lpft', 'cos_anneal', 'schedule_at', 'make_optimizer',
-           'set_hypers', 'body_features', 'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic',
-           'EarlyStopping', 'to_device', 'use_amp', 'evaluate', 'is_distributed', 'is_main', 'data_parallel',
-           'sync_buffers', 'world_sum', 'fit', 'checkpoint_state', 'restore', 'fit_lpft', 'summarize_run']
+__all__ = ['METHODS', 'Stage', 'plan_fine_tune', 'plan_probe', 'plan_gradual', 'plan_lp_ft', 'plan_scratch', 'Method',
+           'method_plan', 'epochs_for', 'cos_anneal', 'schedule_at', 'make_optimizer', 'set_hypers', 'body_features',
+           'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic', 'EarlyStopping', 'to_device', 'use_amp',
+           'predictions', 'evaluate', 'is_distributed', 'is_main', 'data_parallel', 'sync_buffers', 'world_sum', 'Run',
+           'setup_run', 'StageData', 'prepare_stage', 'EpochStats', 'train_epoch', 'Tracker', 'checkpoint_state',
+           'end_epoch', 'resume_from', 'epoch_row', 'fit', 'valley', 'lr_find', 'summarize_run']
 
 # %% ../nbs/04_layerwise.ipynb #c007
 @dataclass
 class Stage:
-    "A phase of training: the first `n_frozen` groups frozen, `epochs` epochs, peak `lr` per group, a schedule."
+    "A phase of training: the first `n_frozen` groups frozen, `epochs` epochs, peak `lr` per group."
     epochs: int
     n_frozen: int
     lr: float | slice | list = 1e-3
@@ -37,41 +45,91 @@ class Stage:
     pct_start: float = 0.25       # one-cycle: fraction of the stage spent warming up
     div: float = 25.0             # one-cycle: start at lr/div
     div_final: float = 1e5        # one-cycle/cos: end at lr/div_final
+    augment: bool = True          # random crops and flips, or the plain centre crop
     name: str = ""
 
     def lrs(self, n_groups: int) -> list[float]:
         "The peak learning rate of every group."
-        return [float(l) for l in self.lr] if isinstance(self.lr, (list, tuple)) else lr_range(self.lr, n_groups)
+        if isinstance(self.lr, (list, tuple)): return [float(lr) for lr in self.lr]
+        return lr_range(self.lr, n_groups)
 
 # %% ../nbs/04_layerwise.ipynb #c009
-def plan_fastai(epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
-                pct_start: float = 0.3, div: float = 5.0) -> list[Stage]:
-    "fastai's `fine_tune`: head for `freeze_epochs`, then all groups with discriminative LRs."
-    return [Stage(freeze_epochs, -1, slice(base_lr), pct_start=0.99, name="frozen"),
-            Stage(epochs, 0, slice(base_lr / 2 / lr_mult, base_lr / 2), pct_start=pct_start, div=div, name="unfrozen")]
+def plan_fine_tune(epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
+                   pct_start: float = 0.3, div: float = 5.0) -> list[Stage]:
+    "fastai's `fine_tune`: the head for `freeze_epochs`, then all groups with discriminative rates."
+    return [Stage(freeze_epochs, HEAD_ONLY, slice(base_lr), pct_start=0.99, name="frozen"),
+            Stage(epochs, 0, slice(base_lr / 2 / lr_mult, base_lr / 2), pct_start=pct_start,
+                  div=div,
+                  name="unfrozen")]
 
-def plan_head(epochs: int, lr: float = 2e-3) -> list[Stage]:
-    "Feature extraction: only the head ever trains."
-    return [Stage(epochs, -1, lr, name="head")]
+def plan_probe(epochs: int, lr: float = 2e-3) -> list[Stage]:
+    "A linear probe (feature extraction): only the head trains, on plain images."
+    return [Stage(epochs, HEAD_ONLY, lr, augment=False, name="probe")]
 
-def plan_gradual(epochs: int, n_groups: int, lr: float = 1e-3, freeze_epochs: int = 1, factor: float = 2.6) -> list[Stage]:
-    "ULMFiT-style: head first, then one more group per epoch; the last stage unfreezes all that is left."
-    stages = [Stage(freeze_epochs, n_groups - 1, lr, pct_start=0.99, name="head")]
+def plan_gradual(epochs: int, n_groups: int, lr: float = 1e-3, freeze_epochs: int = 1,
+                 factor: float = 2.6) -> list[Stage]:
+    "ULMFiT-style: the head first, then one more group per epoch; the last stage unfreezes all."
+    stages = [Stage(freeze_epochs, HEAD_ONLY, lr, pct_start=0.99, name="head")]
     for i in range(1, epochs + 1):
         n_frozen = 0 if i == epochs else max(n_groups - 1 - i, 0)
-        stages.append(Stage(1, n_frozen, ulmfit_lrs(lr, n_groups, factor), pct_start=0.3, div=5.0, name=f"top {n_groups - n_frozen}"))
+        stages.append(Stage(1, n_frozen, ulmfit_lrs(lr, n_groups, factor), pct_start=0.3, div=5.0,
+                            name=f"top {n_groups - n_frozen}"))
     return stages
 
-def plan_lpft(epochs: int, n_groups: int, lr: float = 1e-3, top: int = 1) -> list[Stage]:
-    "The fine-tuning half of LP-FT: the head and the `top` last body groups, at low discriminative rates."
-    return [Stage(epochs, n_groups - 1 - top, ulmfit_lrs(lr, n_groups, factor=2.6), pct_start=0.3, div=5.0, name=f"ft top {top}")]
+def plan_lp_ft(probe_epochs: int, epochs: int, n_groups: int, lr: float = 5e-3,
+               top: int = 1) -> list[Stage]:
+    "LP-FT: a probe at `lr`, then the last `top` body groups and the head at `lr/10`."
+    n_frozen = max(n_groups - 1 - top, 0)
+    return plan_probe(probe_epochs, lr) + [
+        Stage(epochs, n_frozen, ulmfit_lrs(lr / 10, n_groups), pct_start=0.3, div=5.0,
+              name=f"fine-tune top {n_groups - 1 - n_frozen}")]
+
+# %% ../nbs/04_layerwise.ipynb #c011f
+def plan_scratch(epochs: int, lr: float = 2e-3) -> list[Stage]:
+    "Everything trains from the start (meant for random weights: training from scratch)."
+    return [Stage(epochs, 0, lr, name="scratch")]
+
+@dataclass(frozen=True)
+class Method:
+    "A named recipe: its plan, its default peak learning rate, its BatchNorm and weights policies."
+    plan: Callable           # (epochs, n_groups, lr, probe_epochs) -> list[Stage]
+    lr: float                # default peak learning rate of the head
+    train_bn: bool           # BatchNorm trains (fastai), or keeps its statistics in eval mode (Keras)
+    epochs: str              # what `epochs` counts
+    pretrained: bool = True  # start from ImageNet weights
+
+METHODS = {
+    "fine_tune": Method(lambda e, n, lr, p: plan_fine_tune(e, lr), 2e-3, True,
+                        "epochs after one frozen epoch (fastai's fine_tune)"),
+    "gradual": Method(lambda e, n, lr, p: plan_gradual(e, n, lr), 2e-3, True,
+                      "epochs after the head's, one more group unfrozen each"),
+    "probe": Method(lambda e, n, lr, p: plan_probe(e, lr), 5e-3, False,
+                    "epochs of the head alone, on cached features"),
+    "lp_ft": Method(lambda e, n, lr, p: plan_lp_ft(p, e, n, lr), 5e-3, False,
+                    "epochs of the top group and the head, after a probe of probe_epochs"),
+    "scratch": Method(lambda e, n, lr, p: plan_scratch(e, lr), 2e-3, True,
+                      "epochs of everything, from random weights", pretrained=False),
+}
+
+def method_plan(method: str, epochs: int, n_groups: int, lr: float | None = None,
+                probe_epochs: int = 10) -> list[Stage]:
+    "The plan of `method` (a key of `METHODS`) for `epochs`, at its default rate unless `lr`."
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    m = METHODS[method]
+    return m.plan(epochs, n_groups, lr or m.lr, probe_epochs)
+
+# %% ../nbs/04_layerwise.ipynb #c011c
+def epochs_for(steps: int, n_train: int, bs: int) -> int:
+    "The fewest epochs (at least one) that give `steps` steps on `n_train` images, `bs` a batch."
+    return max(1, math.ceil(steps / math.ceil(n_train / bs)))
 
 # %% ../nbs/04_layerwise.ipynb #c013
 def cos_anneal(start: float, end: float, pct: float) -> float:
     "Cosine interpolation from `start` (pct=0) to `end` (pct=1)."
     return end + (start - end) / 2 * (1 + math.cos(math.pi * pct))
 
-def schedule_at(stage: Stage, lr: float, pct: float, moms=(0.95, 0.85, 0.95)) -> tuple[float, float]:
+def schedule_at(stage: Stage, lr: float, pct: float, moms=(0.95, 0.85, 0.95)) -> tuple:
     "Learning rate and momentum at fraction `pct` of `stage` for a group whose peak rate is `lr`."
     if stage.schedule == "flat": return lr, 0.9
     if stage.schedule == "cos": return cos_anneal(lr, lr / stage.div_final, pct), 0.9
@@ -82,10 +140,11 @@ def schedule_at(stage: Stage, lr: float, pct: float, moms=(0.95, 0.85, 0.95)) ->
     return cos_anneal(lr, lr / stage.div_final, p), cos_anneal(moms[1], moms[2], p)
 
 # %% ../nbs/04_layerwise.ipynb #c018
-def make_optimizer(groups: list[list[nn.Module]], name: str = "adamw", wd: float = 0.01) -> torch.optim.Optimizer:
+def make_optimizer(groups: list, name: str = "adamw", wd: float = 0.01) -> torch.optim.Optimizer:
     "AdamW (fastai's defaults) or SGD+momentum over one param group per layer group."
     pgs = [dict(params=[p for m in g for p in m.parameters()]) for g in groups]
-    if name == "adamw": return torch.optim.AdamW(pgs, lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(pgs, lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=wd)
     if name == "sgd": return torch.optim.SGD(pgs, lr=1e-3, momentum=0.9, weight_decay=wd)
     raise ValueError(f"Unknown optimiser {name!r}: choose adamw or sgd")
 
@@ -98,25 +157,28 @@ def set_hypers(opt: torch.optim.Optimizer, stage: Stage, lrs: list[float], pct: 
 
 # %% ../nbs/04_layerwise.ipynb #c020
 @torch.no_grad()
-def body_features(body: nn.Module, dl: DataLoader, device: torch.device) -> TensorDataset:
-    "Run `body` once over `dl` (eval mode) and keep its outputs and labels on `device`."
-    body.eval()
-    with torch.random.fork_rng(devices=[]):  # iterating a loader draws a seed: keep the training run's random stream
-        xs, ys = zip(*[(body(to_device(x, device)), y.to(device)) for x, y in dl])
+def body_features(model: nn.Module, dl: DataLoader, device: torch.device) -> TensorDataset:
+    "The body and the head's pooling once over `dl` (eval mode): features and labels on `device`."
+    model.eval()
+    # iterating a loader draws a seed: keep the run's random stream
+    with torch.random.fork_rng(devices=[]):
+        xs, ys = zip(*[(model.head.pool(model.body(to_device(x, device))), y.to(device))
+                       for x, y in dl])
     return TensorDataset(torch.cat(xs), torch.cat(ys))
 
-def cached_loaders(model: nn.Module, dls: tuple, device: torch.device) -> tuple[DataLoader, DataLoader]:
-    "Loaders over the body's features of `dls`: same batches, shuffled by the same generator as the image loader."
+def cached_loaders(model: nn.Module, dls: tuple, device: torch.device) -> tuple[DataLoader,
+                                                                                DataLoader]:
+    "Loaders over pooled body features of `dls`: the same batches, shuffled by the same generator."
     train_dl, valid_dl = dls
     in_order = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn)
-    return (DataLoader(body_features(model.body, in_order, device), train_dl.batch_size, shuffle=True,
+    return (DataLoader(body_features(model, in_order, device), train_dl.batch_size, shuffle=True,
                        generator=train_dl.generator, drop_last=train_dl.drop_last),
-            DataLoader(body_features(model.body, valid_dl, device), valid_dl.batch_size))
+            DataLoader(body_features(model, valid_dl, device), valid_dl.batch_size))
 
-def can_cache(stage: Stage, n_groups: int, train_bn: bool, dls: tuple) -> bool:
-    "True when the stage's body is entirely frozen (BN too) and the training images are not augmented."
-    n = stage.n_frozen % n_groups if stage.n_frozen < 0 else stage.n_frozen
-    return n == n_groups - 1 and not train_bn and not getattr(dls[0].dataset, "augment", True)
+def can_cache(stage: Stage, n_groups: int, train_bn: bool) -> bool:
+    "True when the stage's body is entirely frozen (BatchNorm too) and its images are plain."
+    body_frozen = frozen_count(stage.n_frozen, n_groups) == n_groups - 1
+    return body_frozen and not train_bn and not stage.augment
 
 # %% ../nbs/04_layerwise.ipynb #c022
 class TrainingDiverged(RuntimeError):
@@ -124,7 +186,8 @@ class TrainingDiverged(RuntimeError):
 
 def save_atomic(obj, path: Path) -> None:
     "`torch.save` to a temporary file beside `path`, then rename: readers never see a partial file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
@@ -139,33 +202,40 @@ class EarlyStopping:
 
     def step(self, valid_loss: float) -> bool:
         "Record one epoch; True when training should stop."
-        if valid_loss < self.best - self.min_delta: self.best, self.wait = valid_loss, 0
-        else: self.wait += 1
+        if valid_loss < self.best - self.min_delta:
+            self.best, self.wait = valid_loss, 0
+        else:
+            self.wait += 1
         return self.wait >= self.patience
 
 # %% ../nbs/04_layerwise.ipynb #c025
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     "Move a batch to `device`; image batches (4-d) in channels-last layout."
-    return x.to(device, memory_format=torch.channels_last, non_blocking=True) if x.dim() == 4 else x.to(device, non_blocking=True)
+    if x.dim() == 4: return x.to(device, memory_format=torch.channels_last, non_blocking=True)
+    return x.to(device, non_blocking=True)
 
 # %% ../nbs/04_layerwise.ipynb #c028
 def use_amp(device: torch.device) -> bool:
-    "Mixed precision (bf16 autocast, no loss scaling needed) in training and evaluation: on CUDA, not on the CPU."
+    "Mixed precision (bf16 autocast, no loss scaling) in training and evaluation: on CUDA only."
     return device.type == "cuda"
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dl: DataLoader, device: torch.device, amp: bool | None = None) -> tuple[float, float]:
-    "Mean cross-entropy and accuracy of `model` over `dl`, by default at the precision `fit` trains with (`use_amp`)."
-    amp = use_amp(device) if amp is None else amp
+def predictions(model: nn.Module, dl: DataLoader, device, amp: bool | None = None) -> tuple:
+    "(logits, labels) of `model` over `dl`, in float32, at the precision `fit` trains with."
     model.eval()
-    loss, correct, n = 0.0, 0, 0
+    amp = use_amp(device) if amp is None else amp
+    outs, ys = [], []
     for x, y in dl:
-        x, y = to_device(x, device), y.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model(x).float()
-        loss += nn.functional.cross_entropy(out, y, reduction="sum").item()
-        correct += (out.argmax(1) == y).sum().item(); n += len(y)
-    return loss / n, correct / n
+            outs.append(model(to_device(x, device)).float().cpu())
+        ys.append(y)
+    return torch.cat(outs), torch.cat(ys)
+
+def evaluate(model: nn.Module, dl: DataLoader, device, amp: bool | None = None) -> tuple:
+    "Mean cross-entropy and accuracy of `model` over `dl`."
+    logits, y = predictions(model, dl, device, amp)
+    accuracy = (logits.argmax(1) == y).float().mean().item()
+    return nn.functional.cross_entropy(logits, y).item(), accuracy
 
 # %% ../nbs/04_layerwise.ipynb #c030
 def is_distributed() -> bool:
@@ -176,120 +246,269 @@ def is_main() -> bool:
     "True in the process that writes files and prints: rank 0, or the only process."
     return not is_distributed() or dist.get_rank() == 0
 
-def data_parallel(net: nn.Module, train_dl: DataLoader, device: torch.device, seed: int) -> tuple[nn.Module, DataLoader]:
-    "Under torchrun: `net` wrapped in DDP and a loader over this process's shard; otherwise both unchanged."
+# %% ../nbs/04_layerwise.ipynb #c030b
+def data_parallel(net: nn.Module, train_dl: DataLoader, device: torch.device, seed: int) -> tuple:
+    "Under torchrun: `net` wrapped in DDP and a loader over this process's shard; else unchanged."
     if not is_distributed(): return net, train_dl
-    shard = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn, drop_last=train_dl.drop_last,
-                       sampler=DistributedSampler(train_dl.dataset, shuffle=True, seed=seed))
-    gpu = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
-    return DistributedDataParallel(net, device_ids=gpu), shard
+    sampler = DistributedSampler(train_dl.dataset, shuffle=True, seed=seed)
+    shard = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn,
+                       drop_last=train_dl.drop_last, sampler=sampler)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    gpus = [index] if device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=gpus), shard
 
+# %% ../nbs/04_layerwise.ipynb #c030c
 def sync_buffers(net: nn.Module) -> None:
-    "Average BatchNorm running statistics over processes (each updated them on its own shard); no-op outside torchrun."
+    "Average BatchNorm running statistics over processes (each updated them on its own shard)."
     if not is_distributed(): return
     for b in net.buffers():
-        if b.is_floating_point(): dist.all_reduce(b); b /= dist.get_world_size()
+        if not b.is_floating_point(): continue
+        dist.all_reduce(b)
+        b /= dist.get_world_size()
 
 def world_sum(*xs: float) -> list[float]:
     "Sum numbers over all processes (identity outside torchrun)."
     if not is_distributed(): return list(xs)
-    t = torch.tensor(xs, dtype=torch.float64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    t = torch.tensor(xs, dtype=torch.float64,
+                     device="cuda" if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(t)
     return t.tolist()
 
 # %% ../nbs/04_layerwise.ipynb #c032
-def fit(model: nn.Module, groups: list[list[nn.Module]], dls: tuple, plan: list[Stage], *, opt: str = "adamw",
-        wd: float = 0.01, train_bn: bool = True, seed: int | None = None, device: torch.device | None = None,
-        cache: bool = True, ckpt_dir: Path | None = None, resume: bool = False,
-        early_stopping: EarlyStopping | None = None, restore_best: bool = False, progress: bool = False,
-        history=None):
-    "Train `model` by `plan` over layer `groups`; returns the history (one row per epoch), after `history` if given."
-    device = device or default_device()
-    if seed is not None: seed_everything(seed)
-    amp = use_amp(device)
-    model.to(device, memory_format=torch.channels_last)
-    rows = [] if history is None else history.to_dict("records")
-    optimizer, offset, start = make_optimizer(groups, opt, wd), len(rows), 0   # epochs are numbered after `history`
-    if resume and ckpt_dir and (Path(ckpt_dir) / "last.pth").exists():
-        rows, start = restore(Path(ckpt_dir) / "last.pth", model, optimizer, dls)
-    best = {"valid_loss": min([r["valid_loss"] for r in rows], default=math.inf), "state": None}
-    epoch, stop = 0, False
-    for si, stage in enumerate(plan):
-        if stop: break
-        freeze_to(groups, stage.n_frozen, train_bn)
-        lrs = stage.lrs(len(groups))
-        cached, t_feat = cache and can_cache(stage, len(groups), train_bn, dls), time.perf_counter()
-        net, (train_dl, valid_dl) = (model.head, cached_loaders(model, dls, device)) if cached else (model, dls)
-        step_net, train_dl = data_parallel(net, train_dl, device, seed or 0)
-        t_feat = time.perf_counter() - t_feat                  # the one-off feature pass, counted in the next epoch
-        for e in range(stage.epochs):
-            epoch += 1
-            if epoch <= start: continue                      # resumed: this epoch is already in the history
-            t0, n, total = time.perf_counter(), 0, 0.0
-            net.train()
-            if not train_bn and not cached: set_bn_eval(groups, stage.n_frozen)
-            if isinstance(train_dl.sampler, DistributedSampler): train_dl.sampler.set_epoch(epoch)
-            for i, (x, y) in enumerate(_bar(train_dl, progress, f"epoch {epoch} ({stage.name})")):
-                set_hypers(optimizer, stage, lrs, (e + i / len(train_dl)) / stage.epochs)
-                x, y = to_device(x, device), y.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    loss = nn.functional.cross_entropy(step_net(x).float(), y)
-                if not math.isfinite(loss.item()):
-                    raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch} ({stage.name}, lr={lrs[-1]:.2g}); "
-                                           + (f"best checkpoint kept in {ckpt_dir}/best.pth" if ckpt_dir else "no checkpoint dir"))
-                optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
-                total, n = total + loss.item() * len(y), n + len(y)
-            train_secs = time.perf_counter() - t0
-            total, n = world_sum(total, n); sync_buffers(net)
-            valid_loss, acc = evaluate(net, valid_dl, device, amp)
-            rows.append(dict(epoch=offset + epoch, phase=stage.name or f"stage {si}", train_loss=total / n, valid_loss=valid_loss,
-                             accuracy=acc, seconds=time.perf_counter() - t0 + t_feat, images_per_second=n / train_secs,
-                             lr=lrs[-1], cached=cached))
-            t_feat = 0.0
-            if valid_loss < best["valid_loss"]:
-                best["valid_loss"] = valid_loss
-                if restore_best: best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                if ckpt_dir and is_main(): save_atomic(dict(model=model.state_dict(), epoch=epoch, valid_loss=valid_loss, accuracy=acc), Path(ckpt_dir) / "best.pth")
-            if ckpt_dir and is_main(): save_atomic(checkpoint_state(model, optimizer, rows, epoch, dls), Path(ckpt_dir) / "last.pth")
-            if early_stopping and early_stopping.step(valid_loss): stop = True; break
-    if restore_best and best["state"] is not None: model.load_state_dict(best["state"])
-    return history_frame(rows)
+class Run(NamedTuple):
+    "What a training run needs: the model, its layer groups, and the (train, valid) loaders."
+    model: nn.Module
+    groups: list
+    dls: tuple
+
+def setup_run(items, arch: str | None = None, size: int = 224, bs: int = 32, seed: int = 0,
+              augment: bool = True, pretrained: bool = True, head: str = "linear", weights=None,
+              cache_images: bool = True, min_scale: float = 0.35) -> Run:
+    "Seed, then the model for the training classes of `items`, its layer groups, and the loaders."
+    seed_everything(seed)
+    bb = get_backbone(arch)
+    n_out = items.loc[items["split"] == "train", "label"].nunique()
+    model = create_model(bb.name, n_out, pretrained, head, weights)
+    dls = torch_loaders(items, size, bb.stats, bs, augment, seed, cache_images=cache_images,
+                        min_scale=min_scale)
+    return Run(model, layer_groups(model, bb.name), dls)
 
 # %% ../nbs/04_layerwise.ipynb #c034
-def _bar(dl, progress: bool, comment: str):
-    "Iterate `dl` with a fastprogress bar when `progress`."
-    if not progress: return dl
-    from fastprogress.fastprogress import progress_bar
-    pb = progress_bar(dl, leave=False); pb.comment = comment
-    return pb
+@dataclass
+class StageData:
+    "What the epochs of one stage train and read."
+    # what a batch goes through: the model, or the head's fc on cached features
+    net: nn.Module
+    step_net: nn.Module     # the same, wrapped in DDP under torchrun
+    train_dl: DataLoader
+    valid_dl: DataLoader
+    lrs: list               # peak learning rate per group
+    bn_eval: int            # how many leading groups keep BatchNorm in eval mode (running statistics)
+    cached: bool
+    setup_seconds: float    # the one-off feature pass, counted in the stage's first epoch
 
-def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, rows: list[dict], epoch: int, dls: tuple) -> dict:
-    "What `last.pth` holds: enough to resume the run exactly (`epoch`: epochs of the plan done)."
-    g = getattr(dls[0], "generator", None)
-    return dict(model=model.state_dict(), optimizer=optimizer.state_dict(), history=rows, epoch=epoch,
-                torch_rng=torch.get_rng_state(), loader_rng=g.get_state() if g is not None else None)
-
-def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, dls: tuple) -> tuple[list[dict], int]:
-    "Load `last.pth` into `model`/`optimizer`/random states; returns the history so far and the epoch reached."
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    if state["loader_rng"] is not None and getattr(dls[0], "generator", None) is not None: dls[0].generator.set_state(state["loader_rng"])
-    return list(state["history"]), state["epoch"]
+def prepare_stage(run: Run, stage: Stage, train_bn: bool, cache_features: bool, device,
+                  seed: int) -> StageData:
+    "Freeze, set the images' view, and pick the inputs (cached features when the body is frozen)."
+    t0 = time.perf_counter()
+    freeze_to(run.groups, stage.n_frozen, train_bn)
+    run.dls[0].dataset.augment = stage.augment
+    cached = cache_features and can_cache(stage, len(run.groups), train_bn)
+    inputs = cached_loaders(run.model, run.dls, device) if cached else run.dls
+    net, (train_dl, valid_dl) = (run.model.head.fc if cached else run.model), inputs
+    step_net, train_dl = data_parallel(net, train_dl, device, seed)
+    bn_eval = 0 if train_bn or cached else len(run.groups) - 1  # Keras: every body BN keeps its statistics
+    return StageData(net, step_net, train_dl, valid_dl, stage.lrs(len(run.groups)), bn_eval, cached,
+                     time.perf_counter() - t0)
 
 # %% ../nbs/04_layerwise.ipynb #c036
-def fit_lpft(model: nn.Module, groups: list[list[nn.Module]], plain_dls: tuple, aug_dls: tuple, *, lp_epochs: int = 10,
-             ft_epochs: int = 1, lr: float = 5e-3, top: int = 1, seed: int | None = None, device=None,
-             ckpt_dir: Path | None = None, progress: bool = False):
-    "LP-FT: the head on cached features of `plain_dls`, then the `top` body groups + head on `aug_dls` at `lr/10`."
-    lp = fit(model, groups, plain_dls, plan_head(lp_epochs, lr), train_bn=False, seed=seed, device=device, progress=progress)
-    return fit(model, groups, aug_dls, plan_lpft(ft_epochs, len(groups), lr / 10, top), train_bn=False, seed=seed,
-               device=device, ckpt_dir=ckpt_dir, progress=progress, history=lp)
+@dataclass
+class EpochStats:
+    "What one training epoch measured: summed loss, images, and each step's images and seconds."
+    loss_sum: float = 0.0
+    n: int = 0
+    step_images: list = field(default_factory=list)
+    # from one step's end to the next: loading included
+    step_seconds: list = field(default_factory=list)
 
-# %% ../nbs/04_layerwise.ipynb #c053
+def train_epoch(s: StageData, run: Run, optimizer, stage: Stage, e: int, device, progress: bool = False,
+                desc: str = "") -> EpochStats:
+    "Epoch `e` of `stage`: for each batch, schedule, forward, backward, step."
+    s.net.train()
+    set_bn_eval(run.groups, s.bn_eval)  # the trap: train() just put BatchNorm back in training mode
+    if isinstance(s.train_dl.sampler, DistributedSampler): s.train_dl.sampler.set_epoch(e)
+    stats, amp, t = EpochStats(), use_amp(device), time.perf_counter()
+    for i, (x, y) in enumerate(_bar(s.train_dl, progress, desc)):
+        set_hypers(optimizer, stage, s.lrs, (e + i / len(s.train_dl)) / stage.epochs)
+        x, y = to_device(x, device), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = nn.functional.cross_entropy(s.step_net(x).float(), y)
+        if not math.isfinite(loss.item()):
+            raise TrainingDiverged(f"loss became {loss.item()} in {desc}: lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        stats.loss_sum += loss.item() * len(y)
+        stats.n += len(y)
+        stats.step_images.append(len(y))
+        stats.step_seconds.append(time.perf_counter() - t)
+        t = time.perf_counter()
+    return stats
+
+def _bar(dl, progress: bool, desc: str):
+    "Iterate `dl` with a fastprogress bar when `progress` (meant for terminals and notebooks)."
+    if not progress: return dl
+    from fastprogress.fastprogress import progress_bar
+    pb = progress_bar(dl, leave=False)
+    pb.comment = desc
+    return pb
+
+# %% ../nbs/04_layerwise.ipynb #c038
+@dataclass
+class Tracker:
+    "The bookkeeping of a run across stages: history, best weights, checkpoints, early stopping."
+    rows: list = field(default_factory=list)
+    ckpt_dir: Path | None = None
+    early_stopping: EarlyStopping | None = None
+    keep_best: bool = False                 # keep the best weights to restore at the end
+    # called with each new history row, once it is checkpointed
+    on_epoch: Callable | None = None
+    best_loss: float = math.inf
+    best_state: dict | None = None
+
+def checkpoint_state(run: Run, optimizer, tracker: Tracker, epoch: int) -> dict:
+    "What `last.pth` holds: enough to resume the run exactly (`epoch`: epochs of the plan done)."
+    g = run.dls[0].generator
+    return dict(model=run.model.state_dict(), optimizer=optimizer.state_dict(),
+                history=tracker.rows, epoch=epoch,
+                best_loss=tracker.best_loss, torch_rng=torch.get_rng_state(),
+                loader_rng=g.get_state())
+
+def end_epoch(run: Run, optimizer, tracker: Tracker, row: dict, epoch: int) -> bool:
+    "Record `row`, keep the best weights, write checkpoints; True when early stopping says stop."
+    tracker.rows.append(row)
+    if row["valid_loss"] < tracker.best_loss:
+        tracker.best_loss = row["valid_loss"]
+        # a copy: training goes on
+        state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+        if tracker.keep_best: tracker.best_state = state
+        if tracker.ckpt_dir and is_main():
+            save_atomic(dict(model=state, epoch=row["epoch"], valid_loss=row["valid_loss"]),
+                        tracker.ckpt_dir / "best.pth")
+    if tracker.ckpt_dir and is_main():
+        save_atomic(checkpoint_state(run, optimizer, tracker, epoch), tracker.ckpt_dir / "last.pth")
+    # after the checkpoints: Ctrl-C safe
+    if tracker.on_epoch is not None and is_main(): tracker.on_epoch(row)
+    if tracker.early_stopping is None or math.isnan(row["valid_loss"]): return False
+    return tracker.early_stopping.step(row["valid_loss"])
+
+# %% ../nbs/04_layerwise.ipynb #c039
+def resume_from(ckpt_dir: Path, run: Run, optimizer, tracker: Tracker) -> int:
+    "Load `last.pth` (and `best.pth`) into the run and the tracker; returns the epochs already run."
+    state = torch.load(Path(ckpt_dir) / "last.pth", map_location="cpu", weights_only=False)
+    run.model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    run.dls[0].generator.set_state(state["loader_rng"])
+    tracker.rows, tracker.best_loss = list(state["history"]), state["best_loss"]
+    if tracker.keep_best and (Path(ckpt_dir) / "best.pth").exists():
+        tracker.best_state = torch.load(Path(ckpt_dir) / "best.pth", map_location="cpu")["model"]
+    return state["epoch"]
+
+def epoch_row(s: StageData, stage: Stage, stats: EpochStats, t0: float, epoch: int, device,
+              validate: bool = True) -> dict:
+    "Validate (unless told not to) and make the history row of one epoch, summed over processes."
+    loss_sum, n = world_sum(stats.loss_sum, stats.n)
+    sync_buffers(s.net)
+    valid_loss, accuracy = evaluate(s.net, s.valid_dl, device) if validate else (math.nan, math.nan)
+    return dict(epoch=epoch, phase=stage.name, train_loss=loss_sum / n, valid_loss=valid_loss,
+                accuracy=accuracy,
+                seconds=time.perf_counter() - t0,
+                images_per_second=stats.n / sum(stats.step_seconds),
+                lr=s.lrs[-1], cached=s.cached)
+
+# %% ../nbs/04_layerwise.ipynb #c041
+def fit(model: nn.Module, groups: list, dls: tuple, plan: list[Stage], *, opt: str = "adamw",
+        wd: float = 0.01,
+        train_bn: bool = True, seed: int | None = None, device=None, cache_features: bool = True,
+        ckpt_dir: Path | None = None, resume: bool = False,
+        early_stopping: EarlyStopping | None = None,
+        restore_best: bool = False, progress: bool = False, on_epoch: Callable | None = None,
+        valid_every: int = 1):
+    "Train `model` by `plan` over layer `groups`; returns the history, one row per epoch."
+    device = device or default_device()
+    if seed is not None: seed_everything(seed)
+    run = Run(model.to(device, memory_format=torch.channels_last), groups, dls)
+    optimizer = make_optimizer(groups, opt, wd)
+    tracker = Tracker([], Path(ckpt_dir) if ckpt_dir else None, early_stopping, restore_best,
+                      on_epoch)
+    done = resume_from(ckpt_dir, run, optimizer, tracker) if resume else 0  # epochs already run
+    epoch, stop, last = 0, False, sum(stage.epochs for stage in plan)
+    for stage in plan:
+        if stop: break
+        if epoch + stage.epochs <= done:  # a resumed run is past this stage
+            epoch += stage.epochs
+            continue
+        s = prepare_stage(run, stage, train_bn, cache_features, device, seed or 0)
+        for e in range(stage.epochs):
+            epoch += 1
+            if epoch <= done: continue
+            t0 = time.perf_counter() - (s.setup_seconds if e == 0 else 0)
+            stats = train_epoch(s, run, optimizer, stage, e, device, progress,
+                                f"epoch {epoch} ({stage.name})")
+            row = epoch_row(s, stage, stats, t0, epoch, device,
+                            epoch % valid_every == 0 or epoch == last)
+            stop = end_epoch(run, optimizer, tracker, row, epoch)
+            if stop: break
+    if tracker.best_state is not None: model.load_state_dict(tracker.best_state)
+    return history_frame(tracker.rows)
+
+# %% ../nbs/04_layerwise.ipynb #c055
+def valley(lrs: list, losses: list) -> float:
+    "fastai's `valley` suggestion: a rate inside the longest run of decreasing losses."
+    n, lds, start, end = len(losses), [1] * len(losses), 0, 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and lds[i] < lds[j] + 1: lds[i] = lds[j] + 1
+            if lds[end] < lds[i]:
+                end = i
+                start = end - lds[end]
+    third = (end - start) / 3
+    return float(lrs[start + int(third) + int(third / 2)])
+
+def lr_find(run: Run, stage: Stage, train_bn: bool = False, start: float = 1e-7, end: float = 10,
+            steps: int = 100, device=None) -> tuple[float, "pd.DataFrame"]:
+    "The `valley` suggestion and the (lr, loss, smoothed) sweep of `stage`; weights restored."
+    import pandas as pd
+    device = device or default_device()
+    saved = copy.deepcopy(run.model.state_dict())
+    s = prepare_stage(run, stage, train_bn, True, device, 0)
+    optimizer, rows, avg = make_optimizer(run.groups), [], 0.0
+    batches = (b for _ in range(math.ceil(steps / len(s.train_dl))) for b in s.train_dl)
+    s.net.train()
+    set_bn_eval(run.groups, s.bn_eval)
+    for i, (x, y) in zip(range(steps), batches):
+        lr = start * (end / start) ** (i / steps)
+        for pg, peak in zip(optimizer.param_groups, s.lrs): pg["lr"] = lr * peak / s.lrs[-1]
+        loss = nn.functional.cross_entropy(s.net(to_device(x, device)).float(), y.to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        avg = 0.98 * avg + 0.02 * loss.item()
+        rows.append(dict(lr=lr, loss=loss.item(), smoothed=avg / (1 - 0.98 ** (i + 1))))
+        if not math.isfinite(loss.item()): break
+        if rows[-1]["smoothed"] > 4 * min(r["smoothed"] for r in rows): break
+    run.model.load_state_dict(saved)
+    sweep = pd.DataFrame(rows)
+    kept = sweep.iloc[steps // 10:-5]  # as fastai: skip the first tenth and the last five steps
+    return valley(kept.lr.tolist(), kept.smoothed.tolist()), sweep
+
+# %% ../nbs/04_layerwise.ipynb #c063
 def summarize_run(h) -> dict:
-    "Final and highest accuracy; the epoch of lowest validation loss (what a best checkpoint keeps) and its accuracy; time, speed."
+    "Final and highest accuracy; the epoch of lowest validation loss and its accuracy; time; speed."
     best = h.loc[h.valid_loss.idxmin()]
-    return dict(final_accuracy=h.accuracy.iloc[-1], best_accuracy=h.accuracy.max(), best_epoch=int(best.epoch),
-                best_epoch_accuracy=best.accuracy, best_valid_loss=best.valid_loss, seconds=h.seconds.sum(),
-                train_images_per_second=h.images_per_second.mean())
+    return dict(final_accuracy=h.accuracy.iloc[-1], max_accuracy=h.accuracy.max(),
+                best_epoch=int(best.epoch),
+                best_accuracy=best.accuracy, best_valid_loss=best.valid_loss,
+                seconds=h.seconds.sum(),
+                images_per_second=phase_throughput(h))

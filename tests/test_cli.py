@@ -1,121 +1,262 @@
-"""The `ftbook` console script, run as a user would: help, version, check, finetune, predict, study, bench, errors."""
+"""The `ftbook` console script, run as a user would, in a subprocess: every layout end to end, bad input, the
+files of a run, evaluate, predict on folders, resume after Ctrl-C, terminal output, study, sizes."""
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 
+from conftest import snapshot
 from ftbook import __version__
-from ftbook.data import make_synthetic
+from ftbook.check import make_synthetic
 
 FTBOOK = str(Path(sys.executable).parent / "ftbook")
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "FTBOOK_PROFILE": "quick"}
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "FTBOOK_DEVICE": "cpu"}
+TINY = ["--arch", "efficientnet_lite0", "--size", "32", "--bs", "8"]  # the offline backbone, small and fast
+STABLE = ["epoch", "phase", "train_loss", "valid_loss", "accuracy"]  # history columns without timings
 
 
 def ftbook(*args, timeout=600):
     return subprocess.run([FTBOOK, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout)
 
 
+def one_line_error(r, *parts):
+    assert r.returncode != 0 and "Traceback" not in r.stderr + r.stdout, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ftbook "), r.stderr
+    for part in parts: assert part in lines[0], (part, lines[0])
+
+
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
-    return make_synthetic(tmp_path_factory.mktemp("cli") / "shapes", n_train=10, n_valid=6, size=48)
+    return make_synthetic(tmp_path_factory.mktemp("cli") / "shapes", n_train=10, n_valid=6, n_test=3, size=48)
 
 
-def test_help_and_version():
+@pytest.fixture(scope="module")
+def run(shapes, tmp_path_factory):
+    "A probe of three epochs on split folders with a test split."
+    out = tmp_path_factory.mktemp("run") / "out"
+    r = ftbook("finetune", shapes, "--method", "probe", "--epochs", "3", *TINY, "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def layouts(root: Path, shapes: Path) -> dict:
+    "The same images in every accepted layout (copies: user data is never touched)."
+    files = sorted(p for p in shapes.rglob("*") if p.is_file())
+    out = {}
+    for name in ("val", "valid", "validation"):  # split folders
+        d = root / "folders" / name
+        for p in files:
+            rel = p.relative_to(shapes)
+            split = name if rel.parts[0] == "val" else rel.parts[0]
+            (d / split / rel.parts[1]).mkdir(parents=True, exist_ok=True)
+            shutil.copy(p, d / split / rel.parts[1] / p.name)
+        out[name] = d
+    for p in files:  # class folders, zipped in one more folder, images nested one level in a class
+        dest = root / "classes" / "wrapper" / p.parent.name / ("sub" if "test" in p.name else "")
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, dest / p.name)
+    out["classes"] = root / "classes"
+    rows = [dict(path=str(p.relative_to(shapes)), label=p.parent.name,
+                 split={"val": "valid"}.get(p.relative_to(shapes).parts[0], p.relative_to(shapes).parts[0]))
+            for p in files]
+    csv = root / "csv"
+    csv.mkdir()
+    for split in ("train", "val", "test"): (csv / split).symlink_to(shapes / split)  # relative to the CSV
+    pd.DataFrame(rows).to_csv(csv / "labels.csv", index=False)
+    pd.DataFrame(rows).drop(columns="split").to_csv(csv / "nosplit.csv", index=False)
+    out["csv"], out["csv without split"] = csv / "labels.csv", csv / "nosplit.csv"
+    return out
+
+
+def test_help_version_and_light_import():
     r = ftbook("--help")
-    assert r.returncode == 0 and all(c in r.stdout for c in ["check", "finetune", "predict", "study", "bench"])
+    assert r.returncode == 0
+    for c in ["check", "finetune", "evaluate", "predict", "study", "sizes", "bench"]: assert c in r.stdout
     assert ftbook("--version").stdout.strip() == f"ftbook {__version__}"
-    assert "--method" in ftbook("finetune", "--help").stdout
+    assert "lp_ft" in ftbook("finetune", "--help").stdout
+    code = "import sys; from ftbook.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
-def test_help_does_not_import_torch():
-    code = "import sys; from ftbook.cli import build_parser; build_parser(); print('torch' in sys.modules, 'fastai' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
-    assert out == ["False", "False"]
+def test_every_layout_trains_end_to_end(shapes, tmp_path):
+    before = snapshot(shapes)
+    cases = layouts(tmp_path / "layouts", shapes)
+    for name, data in cases.items():
+        out = tmp_path / "runs" / name.replace(" ", "_")
+        assert ftbook("check", data).returncode == 0, name
+        r = ftbook("finetune", data, "--method", "probe", "--epochs", "1", *TINY, "--out", out)
+        assert r.returncode == 0, (name, r.stderr)
+        m = json.loads((out / "metrics.json").read_text())
+        split = pd.read_csv(out / "split.csv")
+        assert len(split) == 2 * (10 + 6 + 3), name  # every image, with its split
+        assert m["data"]["layout"] == {"classes": "classes", "csv": "csv",
+                                       "csv without split": "csv"}.get(name, "folders")
+        if name in ("classes", "csv without split"):  # no validation split given: 20 % of each class, seeded
+            assert m["data"]["valid_split"] == "20% of each class, seed 0", name
+            assert (split.split == "valid").sum() == 2 * round(0.2 * 19) and "test" not in m
+        else:
+            assert m["data"]["valid_split"] == "given" and m["test"]["n"] == 6, name
+            assert (out / "test" / "per_class.csv").exists()
+        assert f"{m['data']['layout']} layout" in r.stdout
+    assert snapshot(shapes) == before  # the user's data is never modified
 
 
-def test_check_exit_codes_and_json(shapes, tmp_path):
-    assert ftbook("check", shapes).returncode == 0
-    r = ftbook("check", shapes, "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True
-    one_class = tmp_path / "one"
-    for split in ("train", "val"):
-        (one_class / split / "a").mkdir(parents=True)
-        (one_class / split / "a" / "x.jpg").write_bytes((shapes / split / "circle").glob("*").__next__().read_bytes())
-    r = ftbook("check", one_class)
-    assert r.returncode == 1 and "Traceback" not in r.stderr + r.stdout
-    r = ftbook("check", tmp_path / "missing")
-    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+def test_bad_layouts_are_one_line_listing_the_accepted_ones(tmp_path):
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "only_val" / "val" / "a").mkdir(parents=True)
+    for data in (tmp_path / "missing", tmp_path / "loose", tmp_path / "only_val"):
+        r = ftbook("finetune", data, "--out", tmp_path / "out")
+        one_line_error(r, str(data), "accepted layouts: train/<class>/<images>", "a CSV file with columns")
+        r = ftbook("check", data)
+        assert r.returncode == 2 and "accepted layouts" in r.stdout
+    (tmp_path / "bad.csv").write_text("file,class\na.jpg,cat\n")
+    one_line_error(ftbook("finetune", tmp_path / "bad.csv", "--out", tmp_path / "out"), "a CSV needs path and label")
 
 
-def test_finetune_writes_four_files_and_predict_reads_them(shapes, tmp_path):
-    out = tmp_path / "run"
-    r = ftbook("finetune", shapes, "--method", "gradual", "--epochs", "1", "--size", "48", "--bs", "8", "--out", out)
-    assert r.returncode == 0, r.stderr
-    for f in ["history.csv", "metrics.json", "model.pth", "curves.png"]:
+def test_a_run_writes_its_files_and_keeps_the_best_weights(run):
+    out, r = run
+    for f in ["model.pth", "last.pth", "metrics.json", "history.csv", "split.csv", "curves.png", "settings.json",
+              "valid/per_class.csv", "valid/confusion.png", "valid/predictions.csv", "test/per_class.csv",
+              "checkpoints/last.pth", "checkpoints/best.pth"]:
         assert (out / f).stat().st_size > 0, f
-    m = json.loads((out / "metrics.json").read_text())
-    for k in ["best_epoch", "best_accuracy", "final_accuracy", "best_valid_loss", "train_images_per_second", "seconds"]:
-        assert k in m
-    import pandas as pd
-    h = pd.read_csv(out / "history.csv")
-    best = h.loc[h.valid_loss.idxmin()]  # best_epoch is by validation loss; best_accuracy is the highest of any epoch
-    assert (m["best_epoch"], m["best_epoch_accuracy"], m["best_valid_loss"]) == (best.epoch, best.accuracy, best.valid_loss)
-    assert m["best_accuracy"] == h.accuracy.max() and m["final_accuracy"] == h.accuracy.iloc[-1]
-    assert "lowest validation loss at epoch" in r.stdout
-    assert m["settings"]["method"] == "gradual" and m["settings"]["size"] == 48 and m["classes"] == ["circle", "square"]
-    imgs = sorted((shapes / "val").rglob("*.*"))[:2]
-    r = ftbook("predict", out / "model.pth", *imgs)
+    m, h = json.loads((out / "metrics.json").read_text()), pd.read_csv(out / "history.csv")
+    best = h.loc[h.valid_loss.idxmin()]
+    assert (m["best_epoch"], m["best_accuracy"], m["best_valid_loss"]) == (best.epoch, best.accuracy, best.valid_loss)
+    assert m["max_accuracy"] == h.accuracy.max() and m["final_accuracy"] == h.accuracy.iloc[-1]
+    assert m["saved"]["model"] == f"best weights by validation loss (epoch {int(best.epoch)})"
+    saved = torch.load(out / "model.pth", weights_only=False)
+    ckpt = torch.load(out / "checkpoints" / "best.pth", weights_only=False)["model"]
+    assert all(torch.equal(saved["state_dict"][k].cpu(), v.cpu()) for k, v in ckpt.items())
+    assert m["valid"]["accuracy"] == pytest.approx(best.accuracy)  # the saved model, rescored
+    assert set(m["images_per_second"]) == {"probe"} and m["images_per_second"]["probe"] > 0
+    assert m["settings"]["method"] == "probe" and m["data"]["classes"] == ["circle", "square"]
+    assert "test" in m and m["test"]["n"] == 6 and "balanced_accuracy" in m["test"]
+    assert "saved model.pth: best weights by validation loss" in r.stdout and "test accuracy" in r.stdout
+
+
+def test_terminal_output_is_one_line_per_epoch(run, shapes, tmp_path):
+    out, r = run
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["epoch", "phase", "train_loss"]
+    assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"]
+    assert len(r.stdout) < 2000 and "\r" not in r.stdout  # no progress bars when stdout is not a terminal
+    q = ftbook("finetune", shapes, "--method", "probe", "--epochs", "2", "--quiet", *TINY, "--out", tmp_path / "q")
+    assert q.returncode == 0 and not any(line.split()[0] in ("1", "2") for line in q.stdout.splitlines())
+
+
+def test_evaluate_per_class_on_valid_and_test(run, shapes, tmp_path):
+    out, _ = run
+    for split in ("valid", "test"):
+        r = ftbook("evaluate", out / "model.pth", shapes, "--split", split, "--out", tmp_path / split)
+        assert r.returncode == 0, r.stderr
+        assert f"{split}: " in r.stdout and "balanced accuracy" in r.stdout and "circle" in r.stdout
+        per_class = pd.read_csv(tmp_path / split / "per_class.csv")
+        assert per_class["class"].tolist() == ["circle", "square"]
+        assert per_class.support.sum() == (6 if split == "test" else 12)
+        for f in ["confusion.png", "predictions.csv"]: assert (tmp_path / split / f).exists()
+    no_test = make_synthetic(tmp_path / "no_test", n_train=4, n_valid=2, size=48)
+    one_line_error(ftbook("evaluate", out / "model.pth", no_test, "--split", "test"), "no test split")
+
+
+def test_predict_files_and_folders(run, shapes, tmp_path):
+    out, _ = run
+    folder = tmp_path / "photos"
+    shutil.copytree(shapes / "test", folder / "nested")
+    (folder / "broken.jpg").write_text("not an image")
+    r = ftbook("predict", out / "model.pth", folder, shapes / "val" / "circle" / "circle_val000.jpg",
+               "--top-k", "2", "--out", tmp_path / "preds.csv")
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.strip().splitlines()
-    assert len(lines) == 2
-    for line in lines:
-        path, label, prob = line.split("\t")
-        assert label in ("circle", "square") and 0.5 <= float(prob) <= 1.0
+    assert len(r.stdout.strip().splitlines()) == 6 + 1  # the folder's images, recursively, and the file
+    assert "skipped" in r.stderr and "broken.jpg" in r.stderr and "not an image" in r.stderr
+    preds = pd.read_csv(tmp_path / "preds.csv")
+    assert list(preds.columns) == ["path", "label", "probability", "label_2", "probability_2"]
+    assert (preds.probability >= preds.probability_2).all() and set(preds.label) <= {"circle", "square"}
+    from ftbook.cli import predict  # the Python contract of release 0.1: (path, label, probability)
+    got = predict(out / "model.pth", [shapes / "test"])
+    assert len(got) == 6 and all(isinstance(p, str) and isinstance(c, str) and 0.5 <= q <= 1 for p, c, q in got)
+    one_line_error(ftbook("predict", out / "model.pth", tmp_path / "nowhere.jpg"), "no such file or folder")
+    one_line_error(ftbook("predict", tmp_path / "preds.csv", shapes), "not a model file")
 
 
-def test_default_recipe_is_lpft(shapes, tmp_path):
-    out = tmp_path / "lpft"
-    r = ftbook("finetune", shapes, "--arch", "efficientnet_lite0", "--size", "48", "--bs", "8", "--out", out)
+def test_resume_after_ctrl_c_equals_an_uninterrupted_run(shapes, tmp_path):
+    args = ["finetune", shapes, "--epochs", "25", "--probe-epochs", "3", *TINY]
+    whole = ftbook(*args, "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    cut = tmp_path / "cut"
+    p = subprocess.Popen([FTBOOK, *map(str, args), "--out", str(cut)], env=ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    last = cut / "checkpoints" / "last.pth"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not last.exists() or torch.load(last, weights_only=False)["epoch"] < 5):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the fine-tuning epochs
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130 and "resume with: ftbook finetune" in stderr and "--resume" in stderr, stderr
+    done = torch.load(last, weights_only=False)["epoch"]
+    assert 5 <= done < 28
+    r = ftbook("finetune", shapes, "--out", cut, "--resume")  # the settings come from cut/settings.json
     assert r.returncode == 0, r.stderr
-    m = json.loads((out / "metrics.json").read_text())
-    assert m["settings"]["method"] == "lpft" and m["settings"]["lr"] == 5e-3
-    import pandas as pd
-    h = pd.read_csv(out / "history.csv")
-    assert h.epoch.tolist() == list(range(1, 12)) and h.phase.tolist() == ["head"] * 10 + ["ft top 1"]
-    assert h.cached.tolist() == [True] * 10 + [False]
+    a, b = (pd.read_csv(d / "history.csv")[STABLE] for d in (tmp_path / "whole", cut))
+    pd.testing.assert_frame_equal(a, b)
+    one_line_error(ftbook("finetune", shapes, "--out", tmp_path / "never", "--resume"), "no checkpoint to resume")
 
 
-def test_finetune_fastai_method(shapes, tmp_path):
-    out = tmp_path / "fa"
-    r = ftbook("finetune", shapes, "--method", "fastai", "--epochs", "1", "--size", "48", "--bs", "8", "--out", out)
+def test_default_recipe_and_method_names(shapes, tmp_path):
+    r = ftbook("finetune", shapes, *TINY, "--epochs", "1", "--out", tmp_path / "recipe")
     assert r.returncode == 0, r.stderr
-    hist = (out / "history.csv").read_text().splitlines()
-    assert len(hist) == 3 and ",frozen," in hist[1] and ",unfrozen," in hist[2]
-    img = sorted((shapes / "val").rglob("*.*"))[0]
-    r = ftbook("predict", out / "model.pth", img)
+    m = json.loads((tmp_path / "recipe" / "metrics.json").read_text())
+    assert m["settings"]["method"] == "lp_ft" and m["settings"]["probe_epochs"] == 10
+    assert pd.read_csv(tmp_path / "recipe" / "history.csv").phase.tolist() == ["probe"] * 10 + ["fine-tune top 1"]
+    r = ftbook("finetune", shapes, "--method", "head", "--epochs", "1", *TINY, "--out", tmp_path / "alias")
+    assert r.returncode == 0 and "head is now probe" in r.stderr
+    one_line_error(ftbook("finetune", shapes, "--method", "magic", "--out", tmp_path / "x"), "unknown method")
+    one_line_error(ftbook("finetune", shapes, "--arch", "vgg99", "--out", tmp_path / "x"), "Unknown architecture")
+
+
+def test_steps_set_the_epochs(shapes, tmp_path):
+    r = ftbook("finetune", shapes, "--method", "fine_tune", "--steps", "9", *TINY, "--out", tmp_path / "steps")
     assert r.returncode == 0, r.stderr
+    h = pd.read_csv(tmp_path / "steps" / "history.csv")
+    assert h.phase.tolist() == ["frozen"] + ["unfrozen"] * 3  # 20 images in batches of 8: 3 steps an epoch
 
 
-def test_user_errors_are_one_line(shapes, tmp_path):
-    for args in [("finetune", tmp_path / "nope", "--out", tmp_path / "x"),
-                 ("finetune", shapes, "--arch", "vgg99", "--out", tmp_path / "x"),
-                 ("predict", tmp_path / "missing.pth", shapes)]:
-        r = ftbook(*args)
-        assert r.returncode == 1, (args, r.stderr)
-        assert "Traceback" not in r.stderr and r.stderr.startswith("ftbook ")
-    r = ftbook("finetune", shapes, "--method", "magic", "--out", tmp_path / "x")
-    assert r.returncode == 2 and "invalid choice" in r.stderr
-
-
-def test_study_writes_csvs(shapes, tmp_path):
-    out = tmp_path / "study"
-    r = ftbook("study", shapes, "--epochs", "2", "--seeds", "2", "--size", "40", "--out", out)
+def test_any_timm_backbone_with_a_weights_file(shapes, tmp_path):
+    one_line_error(ftbook("finetune", shapes, "--arch", "resnet10t", "--out", tmp_path / "x"), "--weights FILE")
+    import timm
+    torch.save(timm.create_model("resnet10t").state_dict(), tmp_path / "resnet10t.pth")
+    r = ftbook("finetune", shapes, "--arch", "resnet10t", "--weights", tmp_path / "resnet10t.pth", "--method",
+               "fine_tune", "--epochs", "1", "--size", "32", "--bs", "8", "--out", tmp_path / "timm")
     assert r.returncode == 0, r.stderr
-    import pandas as pd
-    study = pd.read_csv(out / "study.csv")
-    assert len(study) == 4 * 2 * 2  # variants x seeds x epochs
-    assert set(study.variant) == {"fine_tune", "head", "lp_ft", "scratch"}
-    assert (out / "summary.csv").exists() and (out / "curves.png").exists()
+    assert ftbook("predict", tmp_path / "timm" / "model.pth", shapes / "test").returncode == 0
+
+
+def test_fastai_method(shapes, tmp_path):
+    r = ftbook("finetune", shapes, "--method", "fastai", "--epochs", "1", *TINY, "--out", tmp_path / "fa")
+    assert r.returncode == 0, r.stderr
+    assert pd.read_csv(tmp_path / "fa" / "history.csv").phase.tolist() == ["frozen", "unfrozen"]
+    assert ftbook("predict", tmp_path / "fa" / "model.pth", shapes / "test").returncode == 0
+
+
+def test_study_and_sizes(shapes, tmp_path):
+    r = ftbook("study", shapes, "--budgets", "1", "2", "--seeds", "2", "--size", "32", "--bs", "8",
+               "--out", tmp_path / "study")
+    assert r.returncode == 0, r.stderr
+    study = pd.read_csv(tmp_path / "study" / "study.csv")
+    assert len(study) == 2 * (2 + 3)  # seeds x (epochs of fine_tune(1) + of fine_tune(2))
+    assert "the interval" in r.stdout and (tmp_path / "study" / "intervals.csv").exists()
+    r = ftbook("sizes", shapes, "--per-class", "2", "4", "--seeds", "2", "--steps", "2", "--size", "32",
+               "--out", tmp_path / "sizes")
+    assert r.returncode == 0, r.stderr
+    grid = pd.read_csv(tmp_path / "sizes" / "grid.csv")
+    assert len(grid) == 2 * 2 * 3 and set(grid.method) == {"probe", "fine_tune", "lp_ft"}
+    assert (tmp_path / "sizes" / "sizes.png").exists() and "shapes, fine_tune:" in r.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ftbook.data import make_synthetic
+from ftbook.check import make_synthetic
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "FTBOOK_DEVICE": "cpu"}
@@ -16,17 +16,12 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "FTBOOK_DEVI
 SCRIPT = textwrap.dedent("""
     import json, sys
     import torch, torch.distributed as dist
-    from ftbook.data import get_items, torch_loaders
-    from ftbook.models import create_model, layer_groups, get_backbone
-    from ftbook.train import fit, plan_fastai
-    from ftbook.core import seed_everything
+    from ftbook.data import get_items
+    from ftbook.train import fit, plan_fine_tune, setup_run
     dist.init_process_group("gloo")
-    seed_everything(0)
-    items = get_items(sys.argv[1])
-    model = create_model("efficientnet_lite0", 2, pretrained=False)
-    dls = torch_loaders(items, 32, get_backbone("efficientnet_lite0").stats, bs=4, seed=0)
-    h = fit(model, layer_groups(model, "efficientnet_lite0"), dls, plan_fastai(1), seed=0, device=torch.device("cpu"))
-    out = dict(rank=dist.get_rank(), checksum=sum(t.double().sum().item() for t in model.state_dict().values()),
+    run = setup_run(get_items(sys.argv[1]), "efficientnet_lite0", size=32, bs=4, seed=0, pretrained=False)
+    h = fit(*run, plan_fine_tune(1), seed=0, device=torch.device("cpu"))
+    out = dict(rank=dist.get_rank(), checksum=sum(t.double().sum().item() for t in run.model.state_dict().values()),
                train_loss=h.train_loss.tolist(), valid_loss=h.valid_loss.tolist())
     json.dump(out, open(f"{sys.argv[2]}/rank{dist.get_rank()}.json", "w"))
     dist.destroy_process_group()
@@ -53,9 +48,9 @@ def test_two_processes_train_the_same_model(tmp_path):
 def test_cli_finetune_under_torchrun(tmp_path):
     data = make_synthetic(tmp_path / "shapes", n_train=10, n_valid=4, size=40)
     out = tmp_path / "run"
-    torchrun(BIN / "ftbook", "finetune", data, "--method", "layerwise", "--arch", "efficientnet_lite0", "--epochs", "1",
+    torchrun(BIN / "ftbook", "finetune", data, "--method", "fine_tune", "--arch", "efficientnet_lite0", "--epochs", "1",
              "--size", "32", "--bs", "4", "--out", out, cwd=tmp_path)
-    for f in ["history.csv", "metrics.json", "model.pth", "curves.png"]:
+    for f in ["history.csv", "metrics.json", "model.pth", "last.pth", "curves.png"]:
         assert (out / f).exists(), f
     assert len(pd.read_csv(out / "history.csv")) == 2
-    assert json.loads((out / "metrics.json").read_text())["settings"]["method"] == "layerwise"
+    assert json.loads((out / "metrics.json").read_text())["settings"]["method"] == "fine_tune"

