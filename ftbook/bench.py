@@ -16,9 +16,8 @@ from torch import nn
 
 from .core import default_device, seed_everything
 from .models import create_model
-from .train import (Run, Stage, fit, make_optimizer, method_plan, prepare_stage, setup_run,
-                          train_epoch,
-                          use_amp)
+from .train import (Stage, fit, make_optimizer, plan_probe, prepare_stage, setup_run,
+                          train_epoch, use_amp)
 
 # %% auto #0
 __all__ = ['median_rate', 'ceiling', 'loop_steps', 'loop_throughput', 'fastai_throughput', 'cached_speedup', 'bench',
@@ -86,7 +85,7 @@ def cached_speedup(items, arch: str, size: int, bs: int, device=None) -> dict:
     out = {}
     for cache in (False, True):
         t0 = time.perf_counter()
-        h = fit(*setup_run(items, arch, size, bs, augment=False), method_plan("probe", 2, 5),
+        h = fit(*setup_run(items, arch, size, bs, augment=False), plan_probe(2),
                 train_bn=False,
                 cache_features=cache, seed=0, device=device)
         out["cached" if cache else "recomputed"] = dict(epoch_seconds=float(h.seconds.iloc[-1]),
@@ -96,7 +95,9 @@ def cached_speedup(items, arch: str, size: int, bs: int, device=None) -> dict:
 # %% ../nbs/06_bench.ipynb #c012
 def bench(items, arch: str, size: int, bs: int, with_fastai: bool = True, device=None) -> dict:
     "All measurements in one process: a table of images/s and the ratios the book claims."
-    ceil = max(ceiling(arch, size, bs, device=device, channels_last=cl) for cl in (False, True))
+    layouts = {name: ceiling(arch, size, bs, device=device, channels_last=cl)
+               for name, cl in [("contiguous (NCHW)", False), ("channels_last (NHWC)", True)]}
+    ceil = max(layouts.values())
     loop = loop_throughput(items, arch, size, bs, device)
     loop_decoding = loop_throughput(items, arch, size, bs, device, cache_images=False)
     fa = fastai_throughput(items, arch, size, bs) if with_fastai else float("nan")
@@ -114,7 +115,8 @@ def bench(items, arch: str, size: int, bs: int, with_fastai: bool = True, device
     ratios = {"loop/fastai": loop["epoch"] / fa, "loop/ceiling": loop["median"] / ceil,
               "cached/recomputed": cached / recomputed}
     return dict(arch=arch, size=size, bs=bs, device=str(device or default_device()),
-                threads=torch.get_num_threads(), table=rows, ratios=ratios, cached=cs)
+                threads=torch.get_num_threads(), table=rows, ratios=ratios, cached=cs,
+                layouts=layouts)
 
 # %% ../nbs/06_bench.ipynb #c019
 def bench_main(data, size: int, bs: int, arch: str | None, out: Path | None) -> int:

@@ -25,7 +25,7 @@ METHOD_HELP = {
     "fine_tune": "epochs after one frozen epoch (fastai's fine_tune, by the loop)",
     "gradual": "epochs after the head's, one more group unfrozen each",
     "probe": "epochs of the head alone, on cached features (a linear probe)",
-    "lp_ft": "epochs of the top group and the head, after a probe of --probe-epochs",
+    "lp_ft": "epochs of the --top body groups and the head, after a probe of --probe-epochs",
     "scratch": "epochs of everything, from random weights",
     "fastai": "unfrozen epochs of fastai's own fine_tune, with fastai's head",
 }
@@ -47,24 +47,28 @@ class EpochPrinter:
 
 # %% ../nbs/07_cli.ipynb #c011
 def _train_loop(items, s: RunSettings, out: Path, progress: bool, resume: bool, log) -> tuple:
-    "The loop's run of `s.method`: (history, the model with its best weights, main-phase epochs)."
-    from ftbook.train import METHODS, epochs_for, fit, method_plan, setup_run
+    "The loop's run of `s.method`: (history, the model with its best weights, the epochs and rate)."
+    from ftbook.train import METHODS, epochs_for, fit, lr_find, method_plan, setup_run
     run = setup_run(items, s.arch, s.size, s.bs, s.seed, head=s.head, weights=s.weights)
     epochs = s.epochs or epochs_for(s.steps, int((items.split == "train").sum()), s.bs)
-    plan = method_plan(s.method, epochs, len(run.groups), s.lr, s.probe_epochs)
-    h = fit(*run, plan, train_bn=METHODS[s.method].train_bn, seed=s.seed,
-            ckpt_dir=out / "checkpoints",
-            resume=resume, restore_best=True, progress=progress, on_epoch=log)
-    return h, run.model, epochs
+    plan = lambda lr: method_plan(s.method, epochs, len(run.groups), lr, s.probe_epochs, s.top)
+    lr = s.lr
+    if lr == "find":  # the valley of the first stage's sweep (a probe: on cached features)
+        lr, _ = lr_find(run, plan(None)[0], METHODS[s.method].train_bn)
+        print(f"lr_find suggests {lr:.2g} for the head", file=sys.stderr)
+    h = fit(*run, plan(lr), train_bn=METHODS[s.method].train_bn, seed=s.seed, resume=resume,
+            ckpt_dir=out / "checkpoints", restore_best=True, progress=progress, on_epoch=log)
+    return h, run.model, dict(main_epochs=epochs, lr=lr or METHODS[s.method].lr)
 
 def _train_fastai(items, s: RunSettings, out: Path, progress: bool, resume: bool, log) -> tuple:
     "fastai's `fine_tune`, its best weights (by validation loss) saved in our model format."
-    from ftbook.train import is_distributed
+    from ftbook.train import epochs_for, is_distributed
     if resume or is_distributed(): raise ValueError("--method fastai: no --resume, no torchrun")
+    if s.lr == "find": raise ValueError("--method fastai: use fastai's own lr_find, then --lr")
     from fastai.callback.tracker import SaveModelCallback
     from ftbook.fastai_tune import run_fastai
     from ftbook.models import create_model, remap_state_dict
-    epochs = s.epochs or 5
+    epochs = s.epochs or epochs_for(s.steps, int((items.split == "train").sum()), s.bs)
     best = SaveModelCallback(monitor="valid_loss", fname="best", reset_on_fit=False)
     h, learn = run_fastai(items, s.arch, epochs, s.size, s.bs, s.lr or 2e-3, s.seed, cbs=[best],
                           path=out / "fastai")
@@ -72,7 +76,7 @@ def _train_fastai(items, s: RunSettings, out: Path, progress: bool, resume: bool
     model.load_state_dict(remap_state_dict(learn.model.state_dict(), model))
     if log is not None:
         for row in h.to_dict("records"): log(row)
-    return h, model, epochs
+    return h, model, dict(main_epochs=epochs, lr=s.lr or 2e-3)
 
 # %% ../nbs/07_cli.ipynb #c013
 def save_model(model, s: RunSettings, vocab: list, path: Path, epoch: int) -> None:
@@ -165,39 +169,46 @@ def finetune(data, s: RunSettings, out: Path, progress: bool = True, resume: boo
     "Fine-tune on the dataset at `data` as `s` says; write model, history, metrics to `out`."
     from ftbook.check import usable_items
     from ftbook.data import get_items
-    from ftbook.train import is_main, summarize_run
-    out = Path(out)
+    from ftbook.train import is_main
+    out, t0 = Path(out), time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
     items = usable_items(get_items(data, s.valid_pct, s.seed))
-    items[["path", "label", "split"]].to_csv(out / "split.csv", index=False)
+    items[["path", "label", "split"]].to_csv(out / "split.csv", index=False)  # to rescore these
     train = _train_fastai if s.method == "fastai" else _train_loop
-    hist, model, epochs = train(items, s, out, progress, resume, log)
+    hist, model, info = train(items, s, out, progress, resume, log)
     if not is_main(): return {}  # under torchrun, rank 0 writes the files
     vocab = sorted(set(items.label[items.split == "train"]))
-    best, summary = int(hist.epoch[hist.valid_loss.idxmin()]), summarize_run(hist)
-    save_model(model, s, vocab, out / "model.pth", best)
-    if (out / "checkpoints" / "last.pth").exists():
-        import torch
-        final = torch.load(out / "checkpoints" / "last.pth", weights_only=False)["model"]
-        model.load_state_dict(final)
-        save_model(model, s, vocab, out / "last.pth", int(hist.epoch.iloc[-1]))
-    model, meta = load_model(out / "model.pth")
+    saved = _save_models(model, hist, s, vocab, out)
+    model, meta = load_model(out / "model.pth")  # what is scored is what was saved
     scores = {split: score(model, meta, items[items.split == split], out / split)
               for split in ("valid", "test") if (items.split == split).any()}
     hist.to_csv(out / "history.csv", index=False)
     plot_curves(hist, out / "curves.png", title=f"{s.method} · {s.arch} · {s.size}px")
-    counts = items.split.value_counts()
-    metrics = dict(**{k: _plain(v) for k, v in summary.items()}, settings=asdict(s),
-                   main_epochs=epochs,
-                   saved=dict(model=f"best weights by validation loss (epoch {best})",
-                              last=f"final weights (epoch {int(hist.epoch.iloc[-1])})"),
-                   data=dict(**items.attrs, classes=vocab,
-                             **{f"n_{k}": int(v) for k, v in counts.items()}),
-                   **{k: {m: _plain(v) for m, v in sc.items()} for k, sc in scores.items()},
-                   wall_seconds=time.perf_counter() - t0)
+    metrics = _metrics(hist, s, items, vocab, info, saved, scores, time.perf_counter() - t0)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+def _save_models(model, hist, s: RunSettings, vocab: list, out: Path) -> dict:
+    "Write `model.pth` (the best weights, in `model`) and `last.pth` (the last checkpoint's)."
+    best, last = int(hist.epoch[hist.valid_loss.idxmin()]), int(hist.epoch.iloc[-1])
+    save_model(model, s, vocab, out / "model.pth", best)
+    checkpoint = out / "checkpoints" / "last.pth"  # the loop's methods (fastai keeps only the best)
+    if checkpoint.exists():
+        import torch
+        model.load_state_dict(torch.load(checkpoint, weights_only=False)["model"])
+        save_model(model, s, vocab, out / "last.pth", last)
+    return dict(model=f"best weights by validation loss (epoch {best})",
+                last=f"final weights (epoch {last})")
+
+def _metrics(hist, s: RunSettings, items, vocab: list, info: dict, saved: dict, scores: dict,
+             seconds: float) -> dict:
+    "What `metrics.json` holds: the run's summary, its settings, the data and split, the scores."
+    from ftbook.train import summarize_run
+    counts = {f"n_{k}": int(v) for k, v in items.split.value_counts().items()}
+    return dict(**{k: _plain(v) for k, v in summarize_run(hist).items()}, settings=asdict(s),
+                **info, saved=saved, data=dict(**items.attrs, classes=vocab, **counts),
+                **{k: {m: _plain(v) for m, v in sc.items()} for k, sc in scores.items()},
+                wall_seconds=seconds)
 
 # %% ../nbs/07_cli.ipynb #c018
 def plot_curves(hist, path: Path, title: str = "") -> None:
@@ -259,6 +270,10 @@ def predict(model_file, images) -> list[tuple[str, str, float]]:
     return list(zip(table.path, table.label, table.probability.astype(float)))
 
 # %% ../nbs/07_cli.ipynb #c022
+def _rate(text: str):
+    "A learning rate, or 'find'."
+    return text if text == "find" else float(text)
+
 def build_parser() -> argparse.ArgumentParser:
     "The `ftbook` argument parser."
     d = RunSettings()
@@ -285,10 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimiser steps of the main phase, without --epochs")
     f.add_argument("--probe-epochs", type=int, default=d.probe_epochs,
                    help="epochs of lp_ft's probe")
+    f.add_argument("--top", type=int, default=d.top, help="lp_ft: body groups it fine-tunes (1-4)")
     f.add_argument("--size", type=int, default=d.size, help="image side in pixels")
     f.add_argument("--bs", type=int, default=d.bs)
-    f.add_argument("--lr", type=float, default=None,
-                   help="peak learning rate of the head (default: the method's)")
+    f.add_argument("--lr", type=_rate, default=None,
+                   help="peak learning rate of the head (default: the method's), or 'find'")
     f.add_argument("--head", choices=("linear", "fastai"), default=d.head)
     f.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
@@ -320,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training images per class")
     z.add_argument("--methods", nargs="+", default=["probe", "fine_tune", "lp_ft"])
     z.add_argument("--seeds", type=int, default=3)
-    z.add_argument("--steps", type=int, default=40, help="optimiser steps of fine-tuning per run")
+    z.add_argument("--steps", type=int, default=32, help="optimiser steps of fine-tuning per run")
     b = sub.add_parser("bench", help="throughput: ceiling vs loop vs fastai, cached vs recomputed")
     b.add_argument("data", type=Path, help=layouts)
     b.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
@@ -331,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     for q in (s, z, b):
         q.add_argument("--size", type=int, default=128)
         q.add_argument("--arch", default="efficientnet_lite0")
-        q.add_argument("--bs", type=int, default=32)
+    for q in (s, b): q.add_argument("--bs", type=int, default=32)
     return p
 
 # %% ../nbs/07_cli.ipynb #c024
@@ -382,9 +398,9 @@ def _settings(args) -> RunSettings:
     if method not in METHOD_HELP:
         raise ValueError(f"unknown method {args.method!r}: choose {', '.join(METHOD_HELP)}")
     s = RunSettings(method=method, arch=get_backbone(args.arch).name, size=args.size,
-                    epochs=args.epochs, steps=args.steps, probe_epochs=args.probe_epochs, bs=args.bs,
-                    lr=args.lr, seed=args.seed, valid_pct=args.valid_pct, head=args.head,
-                    weights=str(args.weights) if args.weights else None)
+                    epochs=args.epochs, steps=args.steps, probe_epochs=args.probe_epochs,
+                    top=args.top, bs=args.bs, lr=args.lr, seed=args.seed, valid_pct=args.valid_pct,
+                    head=args.head, weights=str(args.weights) if args.weights else None)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(asdict(s), indent=2))
     return s
@@ -451,8 +467,7 @@ def _study(args) -> int:
 def _sizes(args) -> int:
     from ftbook.sizes import sizes_main
     return sizes_main(args.data, tuple(args.per_class), args.seeds, args.size, args.arch, args.out,
-                      args.steps,
-                      tuple(args.methods), args.bs, args.valid_pct)
+                      args.steps, tuple(args.methods), args.valid_pct)
 
 def _bench(args) -> int:
     from ftbook.bench import bench_main

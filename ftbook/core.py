@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +50,8 @@ class Profile:
 PROFILES = {
     "smoke": Profile("smoke", size=64, bs=16, epochs=1, seeds=2, budgets=(1, 2), per_class=(2, 4),
                      size_seeds=2, max_per_class=12, conclusive=False),
-    "quick": Profile("quick", size=128, bs=32, epochs=2, seeds=5, budgets=(5, 10), per_class=(5, 20,
-                                                                                              50),
-                     size_seeds=3),
+    "quick": Profile("quick", size=112, bs=32, epochs=2, seeds=5, budgets=(5, 10),
+                     per_class=(5, 20, 50), size_seeds=3),
     "full":  Profile("full", size=224, bs=32, epochs=5, seeds=10, budgets=(5, 10),
                      per_class=(5, 10, 20, 50, 100, None), size_seeds=5),
 }
@@ -90,10 +89,11 @@ class RunSettings:
     arch: str = "efficientnet_lite2"
     size: int = 300                 # image side in pixels
     epochs: int | None = None       # epochs of the method's main phase; None: enough for `steps`
-    steps: int = 40                 # optimiser steps of the main phase, when `epochs` is None
+    steps: int = 16                 # optimiser steps of the main phase, when `epochs` is None
     probe_epochs: int = 10          # LP-FT's linear probe, on cached features
+    top: int = 1                    # LP-FT: the body groups it fine-tunes, from the last
     bs: int = 32
-    lr: float | None = None         # peak learning rate of the head; None: the method's default
+    lr: float | str | None = None   # peak rate of the head; None: the method's; "find": lr_find's
     seed: int = 0
     valid_pct: float = 0.2          # without a validation split: share of each class held out
     head: str = "linear"

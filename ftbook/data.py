@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageDraw, ImageFile
+from PIL import Image, ImageFile
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
@@ -74,7 +74,8 @@ def find_layout(path) -> Layout:
              for f in found.values() for extra in f[1:]]
     if found["train"]: return Layout("folders", root, {s: f[0] for s, f in found.items() if f},
                                      notes)
-    if found["valid"] or found["test"]: raise _refuse(root, "a valid or test folder but no train/")
+    if found["valid"] or found["test"]:
+        raise _refuse(root, "a validation or test folder but no train/")
     if not class_dirs(root): raise _refuse(root, "no class folders")
     return Layout("classes", root, notes=notes)
 

@@ -13,24 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from fastai.callback.core import Callback
-# noqa: F401 (registers the progress bar and `Learner.no_bar`)
-from fastai.callback.progress import ProgressCallback
-# also what adds `fit_one_cycle` and `fine_tune` to `Learner`
-from fastai.callback.schedule import ParamScheduler
+from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds `Learner.no_bar`)
+from fastai.callback.schedule import ParamScheduler  # also adds `fit_one_cycle` and `fine_tune`
 from fastai.data.transforms import Normalize
 from fastai.learner import Learner, Recorder
 from fastai.metrics import accuracy
 from fastai.torch_core import find_bs, set_seed
 from fastai.vision.learner import vision_learner
-
 from fastai.vision.all import (CategoryBlock, ColReader, ColSplitter, DataBlock, Flip,
-                               IntToFloatTensor, PILImage,
-                               RandomResizedCrop, Resize, TransformBlock)
+                               IntToFloatTensor, PILImage, RandomResizedCrop, Resize,
+                               TransformBlock)
 
-from .core import (default_device, get_profile, history_frame, phase_throughput,
-                         seed_everything)
+from .core import default_device, get_profile, history_frame, seed_everything
 from .data import load_rgb
 from .models import count_table, get_backbone, lr_range, timm_weights_file
 
@@ -183,20 +178,19 @@ def cos_anneal(start: float, end: float, pos: float) -> float:
     return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
 
 def one_cycle(n: int, lr_max: float, pct_start: float = 0.25, div: float = 25.0,
-              div_final: float = 1e5,
-              moms: tuple = (0.95, 0.85, 0.95)) -> tuple[list, list]:
+              div_final: float = 1e5, moms: tuple = (0.95, 0.85, 0.95)) -> tuple[list, list]:
     "(lrs, moms) at `n` iterations of 1cycle: cosine warm-up to `lr_max`, then cosine decay."
     lrs, ms = [], []
     for i in range(n):
         pos = i / n
-        if pos < pct_start:
+        if pos < pct_start:  # warm-up: lr up, momentum down
             p = pos / pct_start
-            lrs.append(cos_anneal(lr_max / div, lr_max, p)); ms.append(cos_anneal(moms[0], moms[1],
-                                                                                  p))
-        else:
+            lrs.append(cos_anneal(lr_max / div, lr_max, p))
+            ms.append(cos_anneal(moms[0], moms[1], p))
+        else:  # annealing: lr down, momentum up
             p = (pos - pct_start) / (1 - pct_start)
-            lrs.append(cos_anneal(lr_max, lr_max / div_final, p)); ms.append(cos_anneal(moms[1],
-                                                                                        moms[2], p))
+            lrs.append(cos_anneal(lr_max, lr_max / div_final, p))
+            ms.append(cos_anneal(moms[1], moms[2], p))
     return lrs, ms
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c047
@@ -243,7 +237,8 @@ def plot_schedule(recorded: pd.DataFrame, formula: pd.DataFrame | None = None):
     for ax, name in ((ax_lr, "learning rate"), (ax_mom, "momentum (Adam beta1)")):
         if len(unfrozen) and unfrozen.min() > 0:
             ax.axvline(unfrozen.min() - 0.5, ls=":", color="grey")
-        ax.set_xlabel("training iteration"); ax.set_title(name); ax.legend(fontsize=8)
+        ax.set(xlabel="training iteration", title=name)
+        ax.legend(fontsize=9)
     ax_lr.set_yscale("log")
     fig.tight_layout()
     return fig

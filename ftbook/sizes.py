@@ -5,7 +5,6 @@
 # %% ../nbs/05b_sizes.ipynb #s004
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from .study import paired_interval
 from .train import METHODS, epochs_for, fit, method_plan, setup_run
 
 # %% auto #0
-__all__ = ['SIZE_METHODS', 'subset', 'size_run', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe', 'crossover',
+__all__ = ['SIZE_METHODS', 'subset', 'size_point', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe', 'crossover',
            'plot_sizes', 'crossover_text', 'sizes_main']
 
 # %% ../nbs/05b_sizes.ipynb #s007
@@ -31,35 +30,44 @@ def subset(items: pd.DataFrame, per_class: int | None, seed: int) -> pd.DataFram
 # %% ../nbs/05b_sizes.ipynb #s010
 SIZE_METHODS = ("probe", "fine_tune", "lp_ft")
 
-def size_run(items: pd.DataFrame, method: str, arch: str, size: int, steps: int, seed: int,
-             bs: int = 32, probe_epochs: int = 10, device=None) -> dict:
-    "Train `method` on `items` for about `steps` optimiser steps: final validation loss, accuracy."
-    n_train = int((items["split"] == "train").sum())
+def _row(method: str, seed: int, n_train: int, h, epoch: int, seconds: float) -> dict:
+    at = h[h.epoch == epoch].iloc[0]
+    return dict(method=method, seed=seed, n_train=n_train, epochs=epoch, valid_loss=at.valid_loss,
+                accuracy=at.accuracy, seconds=seconds)
+
+def size_point(sub: pd.DataFrame, arch: str, size: int, steps: int, seed: int,
+               methods: tuple = SIZE_METHODS, bs: int = 16, probe_epochs: int = 10,
+               device=None) -> list:
+    "Each method trained on `sub` for about `steps` optimiser steps: its validation scores."
+    n_train = int((sub["split"] == "train").sum())
     bs = max(2, min(bs, n_train // 2))
-    epochs = probe_epochs if method == "probe" else epochs_for(steps, n_train, bs)
-    run = setup_run(items, arch, size, bs, seed, pretrained=METHODS[method].pretrained)
-    plan = method_plan(method, epochs, len(run.groups), probe_epochs=probe_epochs)
-    t0 = time.perf_counter()
-    h = fit(*run, plan, train_bn=METHODS[method].train_bn, seed=seed, device=device,
-            valid_every=sum(s.epochs for s in plan))
-    return dict(method=method, seed=seed, n_train=n_train, epochs=len(h),
-                valid_loss=h.valid_loss.iloc[-1],
-                accuracy=h.accuracy.iloc[-1], seconds=time.perf_counter() - t0)
+    loaders, rows = setup_run(sub, arch, size, bs, seed).dls, []
+    for method in [m for m in methods if m != "probe" or "lp_ft" not in methods]:
+        run = setup_run(sub, arch, size, bs, seed, pretrained=METHODS[method].pretrained)
+        run = run._replace(dls=loaders)
+        loaders[0].generator.manual_seed(seed)  # the batches this method would see alone
+        epochs = probe_epochs if method == "probe" else epochs_for(steps, n_train, bs)
+        plan = method_plan(method, epochs, len(run.groups), probe_epochs=probe_epochs)
+        h = fit(*run, plan, train_bn=METHODS[method].train_bn, seed=seed, device=device,
+                valid_every=probe_epochs if method == "lp_ft" else sum(s.epochs for s in plan))
+        rows.append(_row(method, seed, n_train, h, int(h.epoch.iloc[-1]), h.seconds.sum()))
+        if method == "lp_ft" and "probe" in methods:
+            probe = h.epoch <= probe_epochs
+            rows.append(_row("probe", seed, n_train, h, probe_epochs, h.seconds[probe].sum()))
+    return rows
 
 # %% ../nbs/05b_sizes.ipynb #s012
 def size_grid(datasets: dict, per_class: tuple, seeds: int, arch: str, size: int, steps: int,
-              methods: tuple = SIZE_METHODS, bs: int = 32, device=None, log=None) -> pd.DataFrame:
+              methods: tuple = SIZE_METHODS, device=None, log=None) -> pd.DataFrame:
     "One row per dataset, size, seed and method: its final validation accuracy (and loss, time)."
     rows = []
     for name, items in datasets.items():
         for n in per_class:
             for seed in range(seeds):
-                sub = subset(items, n, seed)
-                for method in methods:
-                    row = dict(dataset=name, per_class=n or "all",
-                               **size_run(sub, method, arch, size, steps, seed, bs, device=device))
-                    rows.append(row)
-                    if log is not None: log(row)
+                for row in size_point(subset(items, n, seed), arch, size, steps, seed, methods,
+                                      device=device):
+                    rows.append(dict(dataset=name, per_class=n or "all", **row))
+                    if log is not None: log(rows[-1])
     return pd.DataFrame(rows)
 
 # %% ../nbs/05b_sizes.ipynb #s014
@@ -123,8 +131,7 @@ def crossover_text(diffs: pd.DataFrame) -> list[str]:
 
 # %% ../nbs/05b_sizes.ipynb #s029
 def sizes_main(data: list, per_class: tuple, seeds: int, size: int, arch: str | None, out: Path,
-               steps: int = 40, methods: tuple = SIZE_METHODS, bs: int = 32,
-               valid_pct: float = 0.2) -> int:
+               steps: int = 32, methods: tuple = SIZE_METHODS, valid_pct: float = 0.2) -> int:
     "`ftbook sizes`: methods x training-set sizes x seeds on each dataset; CSVs, plot, crossovers."
     from ftbook.check import usable_items
     from ftbook.data import get_items
@@ -136,7 +143,7 @@ def sizes_main(data: list, per_class: tuple, seeds: int, size: int, arch: str | 
     def log(r):
         print(f"{r['dataset']:>16} {r['per_class']!s:>5}/class {r['method']:>9} seed {r['seed']}: "
               f"accuracy {r['accuracy']:.3f} ({r['seconds']:.0f} s)", flush=True)
-    grid = size_grid(datasets, per_class, seeds, arch, size, steps, methods, bs, log=log)
+    grid = size_grid(datasets, per_class, seeds, arch, size, steps, methods, log=log)
     summary = size_summary(grid)
     diffs = pd.concat([vs_probe(grid, m) for m in methods if m != "probe"], ignore_index=True)
     grid.to_csv(out / "grid.csv", index=False)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .train import EarlyStopping, METHODS, fit, method_plan, setup_run
+from .train import EarlyStopping, fit, method_plan, setup_run
 
 # %% auto #0
 __all__ = ['RULES', 'run_seeds', 'best_epoch', 'early_stop_epoch', 'epoch_stats', 'selection', 'mean_std', 'Interval',
@@ -123,19 +123,14 @@ def verdict(iv: Interval, longer: str, shorter: str, what: str = "accuracy") -> 
 def fine_tune_budgets(items: pd.DataFrame, arch: str, size: int, bs: int, budgets: tuple, seed: int,
                       device=None) -> pd.DataFrame:
     "The histories of `fine_tune(k)` for each `k` of `budgets`, one seed, sharing the frozen epoch."
-    n_groups = len(setup_run(items, arch, size, bs, seed).groups)
-    histories = []
+    run, histories = setup_run(items, arch, size, bs, seed), []
+    plan = lambda k: method_plan("fine_tune", k, len(run.groups))
     with tempfile.TemporaryDirectory() as tmp:
         frozen = Path(tmp) / "frozen"  # the checkpoint after the shared frozen epoch
-        fit(*setup_run(items, arch, size, bs, seed),
-            method_plan("fine_tune", max(budgets), n_groups)[:1],
-            seed=seed, device=device, ckpt_dir=frozen)
-        for k in budgets:
-            # each budget resumes from a copy
+        fit(*run, plan(max(budgets))[:1], seed=seed, device=device, ckpt_dir=frozen)
+        for k in budgets:  # each budget resumes from a copy: weights, optimiser, random states
             ckpt = shutil.copytree(frozen, Path(tmp) / f"fine_tune_{k}")
-            h = fit(*setup_run(items, arch, size, bs, seed), method_plan("fine_tune", k, n_groups),
-                    seed=seed,
-                    device=device, ckpt_dir=ckpt, resume=True)
+            h = fit(*run, plan(k), seed=seed, device=device, ckpt_dir=ckpt, resume=True)
             histories.append(h.assign(variant=f"fine_tune({k})"))
     return pd.concat(histories, ignore_index=True)
 

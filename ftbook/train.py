@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from .core import default_device, history_frame, phase_throughput, seed_everything
 from .data import torch_loaders
 from .models import (HEAD_ONLY, create_model, freeze_to, frozen_count, get_backbone,
-                           layer_groups,
-                           lr_range, set_bn_eval, ulmfit_lrs)
+                           layer_groups, lr_range, set_bn_eval, ulmfit_lrs)
 
 # %% auto #0
 __all__ = ['METHODS', 'Stage', 'plan_fine_tune', 'plan_probe', 'plan_gradual', 'plan_lp_ft', 'plan_scratch', 'Method',
@@ -59,8 +57,7 @@ def plan_fine_tune(epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, l
     "fastai's `fine_tune`: the head for `freeze_epochs`, then all groups with discriminative rates."
     return [Stage(freeze_epochs, HEAD_ONLY, slice(base_lr), pct_start=0.99, name="frozen"),
             Stage(epochs, 0, slice(base_lr / 2 / lr_mult, base_lr / 2), pct_start=pct_start,
-                  div=div,
-                  name="unfrozen")]
+                  div=div, name="unfrozen")]
 
 def plan_probe(epochs: int, lr: float = 2e-3) -> list[Stage]:
     "A linear probe (feature extraction): only the head trains, on plain images."
@@ -92,32 +89,32 @@ def plan_scratch(epochs: int, lr: float = 2e-3) -> list[Stage]:
 @dataclass(frozen=True)
 class Method:
     "A named recipe: its plan, its default peak learning rate, its BatchNorm and weights policies."
-    plan: Callable           # (epochs, n_groups, lr, probe_epochs) -> list[Stage]
+    plan: Callable           # (epochs, n_groups, lr, probe_epochs, top) -> list[Stage]
     lr: float                # default peak learning rate of the head
-    train_bn: bool           # BatchNorm trains (fastai), or keeps its statistics in eval mode (Keras)
+    train_bn: bool           # BatchNorm trains (fastai) or keeps its statistics (Keras)
     epochs: str              # what `epochs` counts
     pretrained: bool = True  # start from ImageNet weights
 
 METHODS = {
-    "fine_tune": Method(lambda e, n, lr, p: plan_fine_tune(e, lr), 2e-3, True,
+    "fine_tune": Method(lambda e, n, lr, p, top: plan_fine_tune(e, lr), 2e-3, True,
                         "epochs after one frozen epoch (fastai's fine_tune)"),
-    "gradual": Method(lambda e, n, lr, p: plan_gradual(e, n, lr), 2e-3, True,
+    "gradual": Method(lambda e, n, lr, p, top: plan_gradual(e, n, lr), 2e-3, True,
                       "epochs after the head's, one more group unfrozen each"),
-    "probe": Method(lambda e, n, lr, p: plan_probe(e, lr), 5e-3, False,
+    "probe": Method(lambda e, n, lr, p, top: plan_probe(e, lr), 5e-3, False,
                     "epochs of the head alone, on cached features"),
-    "lp_ft": Method(lambda e, n, lr, p: plan_lp_ft(p, e, n, lr), 5e-3, False,
+    "lp_ft": Method(lambda e, n, lr, p, top: plan_lp_ft(p, e, n, lr, top), 5e-3, False,
                     "epochs of the top group and the head, after a probe of probe_epochs"),
-    "scratch": Method(lambda e, n, lr, p: plan_scratch(e, lr), 2e-3, True,
+    "scratch": Method(lambda e, n, lr, p, top: plan_scratch(e, lr), 2e-3, True,
                       "epochs of everything, from random weights", pretrained=False),
 }
 
 def method_plan(method: str, epochs: int, n_groups: int, lr: float | None = None,
-                probe_epochs: int = 10) -> list[Stage]:
+                probe_epochs: int = 10, top: int = 1) -> list[Stage]:
     "The plan of `method` (a key of `METHODS`) for `epochs`, at its default rate unless `lr`."
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}")
     m = METHODS[method]
-    return m.plan(epochs, n_groups, lr or m.lr, probe_epochs)
+    return m.plan(epochs, n_groups, lr or m.lr, probe_epochs, top)
 
 # %% ../nbs/04_layerwise.ipynb #c011c
 def epochs_for(steps: int, n_train: int, bs: int) -> int:
@@ -253,8 +250,9 @@ def data_parallel(net: nn.Module, train_dl: DataLoader, device: torch.device, se
     sampler = DistributedSampler(train_dl.dataset, shuffle=True, seed=seed)
     shard = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn,
                        drop_last=train_dl.drop_last, sampler=sampler)
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    gpus = [index] if device.type == "cuda" else None
+    gpus = None
+    if device.type == "cuda":
+        gpus = [device.index if device.index is not None else torch.cuda.current_device()]
     return DistributedDataParallel(net, device_ids=gpus), shard
 
 # %% ../nbs/04_layerwise.ipynb #c030c
@@ -303,7 +301,7 @@ class StageData:
     train_dl: DataLoader
     valid_dl: DataLoader
     lrs: list               # peak learning rate per group
-    bn_eval: int            # how many leading groups keep BatchNorm in eval mode (running statistics)
+    bn_eval: int            # how many leading groups keep BatchNorm in eval mode
     cached: bool
     setup_seconds: float    # the one-off feature pass, counted in the stage's first epoch
 
@@ -317,7 +315,7 @@ def prepare_stage(run: Run, stage: Stage, train_bn: bool, cache_features: bool, 
     inputs = cached_loaders(run.model, run.dls, device) if cached else run.dls
     net, (train_dl, valid_dl) = (run.model.head.fc if cached else run.model), inputs
     step_net, train_dl = data_parallel(net, train_dl, device, seed)
-    bn_eval = 0 if train_bn or cached else len(run.groups) - 1  # Keras: every body BN keeps its statistics
+    bn_eval = 0 if train_bn or cached else len(run.groups) - 1  # Keras: all of the body's BN
     return StageData(net, step_net, train_dl, valid_dl, stage.lrs(len(run.groups)), bn_eval, cached,
                      time.perf_counter() - t0)
 
@@ -331,8 +329,8 @@ class EpochStats:
     # from one step's end to the next: loading included
     step_seconds: list = field(default_factory=list)
 
-def train_epoch(s: StageData, run: Run, optimizer, stage: Stage, e: int, device, progress: bool = False,
-                desc: str = "") -> EpochStats:
+def train_epoch(s: StageData, run: Run, optimizer, stage: Stage, e: int, device,
+                progress: bool = False, desc: str = "") -> EpochStats:
     "Epoch `e` of `stage`: for each batch, schedule, forward, backward, step."
     s.net.train()
     set_bn_eval(run.groups, s.bn_eval)  # the trap: train() just put BatchNorm back in training mode

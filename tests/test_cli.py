@@ -15,7 +15,7 @@ import torch
 
 from conftest import snapshot
 from ftbook import __version__
-from ftbook.check import make_synthetic
+from ftbook.check import check_dataset, make_synthetic
 
 FTBOOK = str(Path(sys.executable).parent / "ftbook")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "FTBOOK_DEVICE": "cpu"}
@@ -92,7 +92,7 @@ def test_every_layout_trains_end_to_end(shapes, tmp_path):
     cases = layouts(tmp_path / "layouts", shapes)
     for name, data in cases.items():
         out = tmp_path / "runs" / name.replace(" ", "_")
-        assert ftbook("check", data).returncode == 0, name
+        assert check_dataset(data).ok, name
         r = ftbook("finetune", data, "--method", "probe", "--epochs", "1", *TINY, "--out", out)
         assert r.returncode == 0, (name, r.stderr)
         m = json.loads((out / "metrics.json").read_text())
@@ -221,6 +221,15 @@ def test_default_recipe_and_method_names(shapes, tmp_path):
     assert r.returncode == 0 and "head is now probe" in r.stderr
     one_line_error(ftbook("finetune", shapes, "--method", "magic", "--out", tmp_path / "x"), "unknown method")
     one_line_error(ftbook("finetune", shapes, "--arch", "vgg99", "--out", tmp_path / "x"), "Unknown architecture")
+
+
+def test_lr_find_picks_the_rate(shapes, tmp_path):
+    r = ftbook("finetune", shapes, "--method", "probe", "--epochs", "2", "--lr", "find", *TINY,
+               "--out", tmp_path / "lr")
+    assert r.returncode == 0 and "lr_find suggests" in r.stderr, r.stderr
+    m = json.loads((tmp_path / "lr" / "metrics.json").read_text())
+    assert m["settings"]["lr"] == "find" and 1e-7 < m["lr"] < 10
+    assert ftbook("finetune", shapes, "--lr", "fast", "--out", tmp_path / "x").returncode == 2  # not a rate
 
 
 def test_steps_set_the_epochs(shapes, tmp_path):
