@@ -80,8 +80,7 @@ def find_layout(path) -> Layout:
     return Layout("classes", root, notes=notes)
 
 # %% ../nbs/01_data.ipynb #c011
-_SPLIT_NAMES = {"train": "train", "val": "valid", "valid": "valid", "validation": "valid",
-                "test": "test"}
+_SPLIT_NAMES = {name: split for split, names in SPLIT_DIRS.items() for name in names}  # CSV values
 
 def _read_csv(csv: Path) -> pd.DataFrame:
     "The rows of a CSV layout: absolute `path`, `label`, `split` ('' without a split column)."

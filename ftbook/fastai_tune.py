@@ -9,10 +9,15 @@ import contextlib
 import math
 import random
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+# fastai 2.8.7 calls torch.jit.script, which torch 2.14 deprecates: noise a user cannot act on
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*is deprecated",
+                        category=FutureWarning)
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds `Learner.no_bar`)
 from fastai.callback.schedule import ParamScheduler  # also adds `fit_one_cycle` and `fine_tune`
@@ -238,7 +243,7 @@ def plot_schedule(recorded: pd.DataFrame, formula: pd.DataFrame | None = None):
         if len(unfrozen) and unfrozen.min() > 0:
             ax.axvline(unfrozen.min() - 0.5, ls=":", color="grey")
         ax.set(xlabel="training iteration", title=name)
-        ax.legend(fontsize=9)
+        ax.legend()
     ax_lr.set_yscale("log")
     fig.tight_layout()
     return fig

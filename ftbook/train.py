@@ -10,6 +10,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -427,35 +428,30 @@ def epoch_row(s: StageData, stage: Stage, stats: EpochStats, t0: float, epoch: i
 
 # %% ../nbs/04_layerwise.ipynb #c041
 def fit(model: nn.Module, groups: list, dls: tuple, plan: list[Stage], *, opt: str = "adamw",
-        wd: float = 0.01,
-        train_bn: bool = True, seed: int | None = None, device=None, cache_features: bool = True,
-        ckpt_dir: Path | None = None, resume: bool = False,
-        early_stopping: EarlyStopping | None = None,
-        restore_best: bool = False, progress: bool = False, on_epoch: Callable | None = None,
-        valid_every: int = 1):
+        wd: float = 0.01, train_bn: bool = True, seed: int | None = None, device=None,
+        cache_features: bool = True, ckpt_dir: Path | None = None, resume: bool = False,
+        early_stopping: EarlyStopping | None = None, restore_best: bool = False,
+        progress: bool = False, on_epoch: Callable | None = None, valid_every: int = 1):
     "Train `model` by `plan` over layer `groups`; returns the history, one row per epoch."
     device = device or default_device()
     if seed is not None: seed_everything(seed)
     run = Run(model.to(device, memory_format=torch.channels_last), groups, dls)
     optimizer = make_optimizer(groups, opt, wd)
-    tracker = Tracker([], Path(ckpt_dir) if ckpt_dir else None, early_stopping, restore_best,
-                      on_epoch)
+    ckpt_dir = Path(ckpt_dir) if ckpt_dir else None
+    tracker = Tracker([], ckpt_dir, early_stopping, restore_best, on_epoch)
     done = resume_from(ckpt_dir, run, optimizer, tracker) if resume else 0  # epochs already run
-    epoch, stop, last = 0, False, sum(stage.epochs for stage in plan)
-    for stage in plan:
-        if stop: break
-        if epoch + stage.epochs <= done:  # a resumed run is past this stage
-            epoch += stage.epochs
-            continue
+    starts = list(accumulate([stage.epochs for stage in plan], initial=0))  # epochs before each
+    stop = False
+    for stage, start in zip(plan, starts):
+        if stop or start + stage.epochs <= done: continue  # stopped, or resumed past this stage
         s = prepare_stage(run, stage, train_bn, cache_features, device, seed or 0)
-        for e in range(stage.epochs):
-            epoch += 1
-            if epoch <= done: continue
-            t0 = time.perf_counter() - (s.setup_seconds if e == 0 else 0)
-            stats = train_epoch(s, run, optimizer, stage, e, device, progress,
+        first = max(start, done) + 1  # the first epoch this stage runs
+        for epoch in range(first, start + stage.epochs + 1):
+            t0 = time.perf_counter() - (s.setup_seconds if epoch == first else 0)
+            stats = train_epoch(s, run, optimizer, stage, epoch - start - 1, device, progress,
                                 f"epoch {epoch} ({stage.name})")
-            row = epoch_row(s, stage, stats, t0, epoch, device,
-                            epoch % valid_every == 0 or epoch == last)
+            validate = epoch % valid_every == 0 or epoch == starts[-1]
+            row = epoch_row(s, stage, stats, t0, epoch, device, validate)
             stop = end_epoch(run, optimizer, tracker, row, epoch)
             if stop: break
     if tracker.best_state is not None: model.load_state_dict(tracker.best_state)
