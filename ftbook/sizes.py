@@ -114,6 +114,9 @@ def plot_sizes(summary: pd.DataFrame):
             ax.fill_between(s.n_train, s.lo.clip(upper=1), s.hi.clip(upper=1), alpha=0.2,
                             color=line.get_color())
         ax.set(xscale="log", title=name, xlabel="training images", ylabel="validation accuracy")
+        ticks = sorted(set(summary[summary.dataset == name].n_train))  # the sizes measured
+        ax.set_xticks(ticks, [f"{t:.0f}" for t in ticks], minor=False)
+        ax.minorticks_off()
     axs[0][0].legend()
     fig.tight_layout()
     return fig
