@@ -46,11 +46,11 @@ class EpochPrinter:
               f"{r['accuracy']:>10.4f}{r['seconds']:>7.0f}s", file=file, flush=True)
 
 # %% ../nbs/07_cli.ipynb #c011
-def _train_loop(items, s: RunSettings, out: Path, progress: bool, resume: bool, log) -> tuple:
-    "The loop's run of `s.method`: (history, the model with its best weights, the epochs and rate)."
-    from ftbook.train import METHODS, epochs_for, fit, lr_find, method_plan, setup_run
+def _train_loop(items, s: RunSettings, epochs: int, out: Path, progress: bool, resume: bool,
+                log) -> tuple:
+    "The loop's run of `s.method` for `epochs`: (history, the model with its best weights, rate)."
+    from ftbook.train import METHODS, fit, lr_find, method_plan, setup_run
     run = setup_run(items, s.arch, s.size, s.bs, s.seed, head=s.head, weights=s.weights)
-    epochs = s.epochs or epochs_for(s.steps, int((items.split == "train").sum()), s.bs)
     plan = lambda lr: method_plan(s.method, epochs, len(run.groups), lr, s.probe_epochs, s.top)
     lr = s.lr
     if lr == "find":  # the valley of the first stage's sweep (a probe: on cached features)
@@ -58,25 +58,26 @@ def _train_loop(items, s: RunSettings, out: Path, progress: bool, resume: bool, 
         print(f"lr_find suggests {lr:.2g} for the head", file=sys.stderr)
     h = fit(*run, plan(lr), train_bn=METHODS[s.method].train_bn, seed=s.seed, resume=resume,
             ckpt_dir=out / "checkpoints", restore_best=True, progress=progress, on_epoch=log)
-    return h, run.model, dict(main_epochs=epochs, lr=lr or METHODS[s.method].lr)
+    return h, run.model, lr or METHODS[s.method].lr
 
-def _train_fastai(items, s: RunSettings, out: Path, progress: bool, resume: bool, log) -> tuple:
-    "fastai's `fine_tune`, its best weights (by validation loss) saved in our model format."
-    from ftbook.train import epochs_for, is_distributed
+def _train_fastai(items, s: RunSettings, epochs: int, out: Path, progress: bool, resume: bool,
+                  log) -> tuple:
+    "fastai's `fine_tune`, its best weights (by validation loss) in our model format; its rate."
+    from ftbook.train import is_distributed
     if resume or is_distributed(): raise ValueError("--method fastai: no --resume, no torchrun")
     if s.lr == "find": raise ValueError("--method fastai: use fastai's own lr_find, then --lr")
     from fastai.callback.tracker import SaveModelCallback
     from ftbook.fastai_tune import run_fastai
     from ftbook.models import create_model, remap_state_dict
-    epochs = s.epochs or epochs_for(s.steps, int((items.split == "train").sum()), s.bs)
+    lr = s.lr or 2e-3  # fastai's own default base_lr
     best = SaveModelCallback(monitor="valid_loss", fname="best", reset_on_fit=False)
-    h, learn = run_fastai(items, s.arch, epochs, s.size, s.bs, s.lr or 2e-3, s.seed, cbs=[best],
+    h, learn = run_fastai(items, s.arch, epochs, s.size, s.bs, lr, s.seed, cbs=[best],
                           path=out / "fastai")
     model = create_model(s.arch, learn.dls.c, pretrained=False, head="fastai")
     model.load_state_dict(remap_state_dict(learn.model.state_dict(), model))
     if log is not None:
         for row in h.to_dict("records"): log(row)
-    return h, model, dict(main_epochs=epochs, lr=s.lr or 2e-3)
+    return h, model, lr
 
 # %% ../nbs/07_cli.ipynb #c013
 def save_model(model, s: RunSettings, vocab: list, path: Path, epoch: int) -> None:
@@ -120,7 +121,8 @@ def _top_losses(items, probs, pred, vocab: list, path: Path, k: int = 12) -> Non
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
-def score(model, meta: dict, items, out: Path | None = None, bs: int = 32) -> dict:
+def score(model, meta: dict, items, out: Path | None = None, bs: int = 32,
+          tta: bool = False) -> dict:
     "Accuracy, balanced accuracy, per-class precision/recall/F1 of `model` on `items`, files."
     import matplotlib.pyplot as plt
     import pandas as pd
@@ -133,7 +135,7 @@ def score(model, meta: dict, items, out: Path | None = None, bs: int = 32) -> di
     unknown = sorted(set(labels) - set(vocab))
     if unknown: raise DataError("data", f"classes {unknown} are not the model's classes {vocab}")
     dl = image_loader(items, meta["size"], meta["stats"], vocab, bs, cache_images=False)
-    logits, y = predictions(model.to(default_device()), dl, default_device())
+    logits, y = predictions(model.to(default_device()), dl, default_device(), tta=tta)
     probs, pred = logits.softmax(1), logits.argmax(1).numpy()
     y = y.numpy()
     p, r, f, n = precision_recall_fscore_support(y, pred, labels=range(len(vocab)), zero_division=0)
@@ -169,13 +171,15 @@ def finetune(data, s: RunSettings, out: Path, progress: bool = True, resume: boo
     "Fine-tune on the dataset at `data` as `s` says; write model, history, metrics to `out`."
     from ftbook.check import usable_items
     from ftbook.data import get_items
-    from ftbook.train import is_main
+    from ftbook.train import epochs_for, is_main
     out, t0 = Path(out), time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     items = usable_items(get_items(data, s.valid_pct, s.seed))
     items[["path", "label", "split"]].to_csv(out / "split.csv", index=False)  # to rescore these
+    # the main phase's epochs: as many as `s.steps` optimiser steps need, unless `s.epochs`
+    epochs = s.epochs or epochs_for(s.steps, int((items.split == "train").sum()), s.bs)
     train = _train_fastai if s.method == "fastai" else _train_loop
-    hist, model, info = train(items, s, out, progress, resume, log)
+    hist, model, lr = train(items, s, epochs, out, progress, resume, log)
     if not is_main(): return {}  # under torchrun, rank 0 writes the files
     vocab = sorted(set(items.label[items.split == "train"]))
     saved = _save_models(model, hist, s, vocab, out)
@@ -184,6 +188,7 @@ def finetune(data, s: RunSettings, out: Path, progress: bool = True, resume: boo
               for split in ("valid", "test") if (items.split == split).any()}
     hist.to_csv(out / "history.csv", index=False)
     plot_curves(hist, out / "curves.png", title=f"{s.method} · {s.arch} · {s.size}px")
+    info = dict(main_epochs=epochs, lr=lr)
     metrics = _metrics(hist, s, items, vocab, info, saved, scores, time.perf_counter() - t0)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
@@ -240,7 +245,7 @@ def image_files(paths) -> list[Path]:
         else: raise FileNotFoundError(f"{p}: no such file or folder")
     return files
 
-def predict_table(model_file, paths, bs: int = 32, top_k: int = 1) -> tuple:
+def predict_table(model_file, paths, bs: int = 32, top_k: int = 1, tta: bool = False) -> tuple:
     "(path, label, probability and the next `top_k - 1` classes; [(path, why)] unreadable)."
     import pandas as pd
     from ftbook.core import default_device
@@ -255,7 +260,7 @@ def predict_table(model_file, paths, bs: int = 32, top_k: int = 1) -> tuple:
         except DataError as e: skipped.append((str(f), e.reason))
     items = pd.DataFrame(dict(path=files, label=vocab[0], split="valid"))
     dl = image_loader(items, meta["size"], meta["stats"], vocab, bs, cache_images=False)
-    probs = predictions(model.to(default_device()), dl, default_device())[0].softmax(1)
+    probs = predictions(model.to(default_device()), dl, default_device(), tta=tta)[0].softmax(1)
     top = probs.topk(min(top_k, len(vocab)), 1)
     table = pd.DataFrame(dict(path=files))
     for j in range(top.indices.shape[1]):
@@ -264,9 +269,9 @@ def predict_table(model_file, paths, bs: int = 32, top_k: int = 1) -> tuple:
         table[f"probability{suffix}"] = top.values[:, j].numpy()
     return table, skipped
 
-def predict(model_file, images) -> list[tuple[str, str, float]]:
+def predict(model_file, images, tta: bool = False) -> list[tuple[str, str, float]]:
     "Class and probability for each image (files or folders), with a model saved by `finetune`."
-    table, _ = predict_table(model_file, images)
+    table, _ = predict_table(model_file, images, tta=tta)
     return list(zip(table.path, table.label, table.probability.astype(float)))
 
 # %% ../nbs/07_cli.ipynb #c022
@@ -324,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=None, help="write the predictions as CSV")
     r.add_argument("--top-k", type=int, default=1, help="also list the next most likely classes")
     r.add_argument("--bs", type=int, default=32)
+    for command in (e, r):
+        command.add_argument("--tta", action="store_true",
+                       help="flip TTA: average each image's probabilities with its mirror image's")
     s = sub.add_parser("study", help="fine_tune(k) for two budgets, paired over seeds")
     s.add_argument("data", type=Path, help=layouts)
     s.add_argument("--out", type=Path, required=True)
@@ -440,15 +448,16 @@ def _evaluate(args) -> int:
     rows = items[items.split == args.split]
     if rows.empty: raise DataError(args.data, f"no {args.split} split (test/ or split=test rows)")
     from ftbook.check import usable_items
-    sc = score(model, meta, usable_items(rows), args.out)
-    print(f"{args.split}: {sc['n']} images, accuracy {sc['accuracy']:.4f}, balanced accuracy "
+    sc = score(model, meta, usable_items(rows), args.out, tta=args.tta)
+    tta = " (flip TTA)" if args.tta else ""
+    print(f"{args.split}{tta}: {sc['n']} images, accuracy {sc['accuracy']:.4f}, balanced accuracy "
           f"{sc['balanced_accuracy']:.4f}")
     print(sc["per_class"].round(3).to_string())
     if args.out: print(f"wrote {args.out}/: per_class.csv, predictions.csv, confusion.png...")
     return 0
 
 def _predict(args) -> int:
-    table, skipped = predict_table(args.model, args.images, args.bs, args.top_k)
+    table, skipped = predict_table(args.model, args.images, args.bs, args.top_k, args.tta)
     for path, reason in skipped: print(f"ftbook predict: skipped {path}: {reason}", file=sys.stderr)
     if table.empty: raise ValueError("no readable image among the given paths")
     for row in table.itertuples(index=False):

@@ -29,9 +29,9 @@ from .models import (HEAD_ONLY, create_model, freeze_to, frozen_count, get_backb
 __all__ = ['METHODS', 'Stage', 'plan_fine_tune', 'plan_probe', 'plan_gradual', 'plan_lp_ft', 'plan_scratch', 'Method',
            'method_plan', 'epochs_for', 'cos_anneal', 'schedule_at', 'make_optimizer', 'set_hypers', 'body_features',
            'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic', 'EarlyStopping', 'to_device', 'use_amp',
-           'predictions', 'evaluate', 'is_distributed', 'is_main', 'data_parallel', 'sync_buffers', 'world_sum', 'Run',
-           'setup_run', 'StageData', 'prepare_stage', 'EpochStats', 'train_epoch', 'Tracker', 'checkpoint_state',
-           'end_epoch', 'resume_from', 'epoch_row', 'fit', 'valley', 'lr_find', 'summarize_run']
+           'mirror_mean', 'predictions', 'evaluate', 'is_distributed', 'is_main', 'data_parallel', 'sync_buffers',
+           'world_sum', 'Run', 'setup_run', 'StageData', 'prepare_stage', 'EpochStats', 'train_epoch', 'Tracker',
+           'checkpoint_state', 'end_epoch', 'resume_from', 'epoch_row', 'fit', 'valley', 'lr_find', 'summarize_run']
 
 # %% ../nbs/04_layerwise.ipynb #c007
 @dataclass
@@ -217,15 +217,22 @@ def use_amp(device: torch.device) -> bool:
     "Mixed precision (bf16 autocast, no loss scaling) in training and evaluation: on CUDA only."
     return device.type == "cuda"
 
+def mirror_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    "Log of the mean probability over `x` and its mirror image: flip test-time augmentation."
+    logp = torch.stack([model(v).float().log_softmax(1) for v in (x, x.flip(3))])
+    return logp.logsumexp(0) - math.log(2)
+
 @torch.no_grad()
-def predictions(model: nn.Module, dl: DataLoader, device, amp: bool | None = None) -> tuple:
-    "(logits, labels) of `model` over `dl`, in float32, at the precision `fit` trains with."
+def predictions(model: nn.Module, dl: DataLoader, device, amp: bool | None = None,
+                tta: bool = False) -> tuple:
+    "(logits, labels) of `model` over `dl` in float32, at `fit`'s precision; `tta`: `mirror_mean`."
     model.eval()
     amp = use_amp(device) if amp is None else amp
     outs, ys = [], []
     for x, y in dl:
+        x = to_device(x, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            outs.append(model(to_device(x, device)).float().cpu())
+            outs.append((mirror_mean(model, x) if tta else model(x).float()).cpu())
         ys.append(y)
     return torch.cat(outs), torch.cat(ys)
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -164,6 +165,8 @@ def test_evaluate_per_class_on_valid_and_test(run, shapes, tmp_path):
         assert per_class["class"].tolist() == ["circle", "square"]
         assert per_class.support.sum() == (6 if split == "test" else 12)
         for f in ["confusion.png", "predictions.csv"]: assert (tmp_path / split / f).exists()
+    tta = ftbook("evaluate", out / "model.pth", shapes, "--tta")
+    assert tta.returncode == 0 and "valid (flip TTA): 12 images" in tta.stdout, tta.stderr
     no_test = make_synthetic(tmp_path / "no_test", n_train=4, n_valid=2, size=48)
     one_line_error(ftbook("evaluate", out / "model.pth", no_test, "--split", "test"), "no test split")
 
@@ -184,6 +187,12 @@ def test_predict_files_and_folders(run, shapes, tmp_path):
     from ftbook.cli import predict  # the Python contract of release 0.1: (path, label, probability)
     got = predict(out / "model.pth", [shapes / "test"])
     assert len(got) == 6 and all(isinstance(p, str) and isinstance(c, str) and 0.5 <= q <= 1 for p, c, q in got)
+    r = ftbook("predict", out / "model.pth", shapes / "test", "--tta", "--out", tmp_path / "tta.csv")
+    assert r.returncode == 0, r.stderr
+    tta = pd.read_csv(tmp_path / "tta.csv")  # flip TTA's numbers are tested in nbs/04
+    flipped = predict(out / "model.pth", [shapes / "test"], tta=True)
+    assert tta.path.tolist() == [p for p, _, _ in flipped] == [p for p, _, _ in got]
+    assert np.allclose(tta.probability, [q for _, _, q in flipped], atol=1e-4)
     one_line_error(ftbook("predict", out / "model.pth", tmp_path / "nowhere.jpg"), "no such file or folder")
     one_line_error(ftbook("predict", tmp_path / "preds.csv", shapes), "not a model file")
 
