@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bs", type=int, default=32)
     for command in (e, r):
         command.add_argument("--tta", action="store_true",
-                       help="flip TTA: average each image's probabilities with its mirror image's")
+                             help="flip TTA: average each image's probabilities with its mirror's")
     s = sub.add_parser("study", help="fine_tune(k) for two budgets, paired over seeds")
     s.add_argument("data", type=Path, help=layouts)
     s.add_argument("--out", type=Path, required=True)
