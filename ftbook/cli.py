@@ -16,8 +16,9 @@ from . import __version__
 from .core import RunSettings
 
 # %% auto #0
-__all__ = ['METHOD_HELP', 'ALIASES', 'COMMANDS', 'EpochPrinter', 'save_model', 'load_model', 'score', 'finetune', 'plot_curves',
-           'image_files', 'predict_table', 'predict', 'build_parser', 'main', 'run_report']
+__all__ = ['METHOD_HELP', 'ALIASES', 'COMMANDS', 'EpochPrinter', 'save_model', 'load_model', 'model_outputs', 'score', 'finetune',
+           'plot_curves', 'image_files', 'readable_batches', 'predict_table', 'predict', 'build_parser', 'main',
+           'run_report']
 
 # %% ../nbs/07_cli.ipynb #c007
 # what `--epochs` counts, per method: ftbook.train.METHODS (and fastai itself)
@@ -49,15 +50,17 @@ class EpochPrinter:
 def _train_loop(items, s: RunSettings, epochs: int, out: Path, progress: bool, resume: bool,
                 log) -> tuple:
     "The loop's run of `s.method` for `epochs`: (history, the model with its best weights, rate)."
-    from ftbook.train import METHODS, fit, lr_find, method_plan, setup_run
+    from ftbook.core import default_device
+    from ftbook.train import METHODS, fit, lr_find, method_plan, setup_run, use_amp
     run = setup_run(items, s.arch, s.size, s.bs, s.seed, head=s.head, weights=s.weights)
     plan = lambda lr: method_plan(s.method, epochs, len(run.groups), lr, s.probe_epochs, s.top)
-    lr = s.lr
+    lr, amp = s.lr, use_amp(default_device(), s.precision)
     if lr == "find":  # the valley of the first stage's sweep (a probe: on cached features)
-        lr, _ = lr_find(run, plan(None)[0], METHODS[s.method].train_bn)
+        lr, _ = lr_find(run, plan(None)[0], METHODS[s.method].train_bn, amp=amp)
         print(f"lr_find suggests {lr:.2g} for the head", file=sys.stderr)
     h = fit(*run, plan(lr), train_bn=METHODS[s.method].train_bn, seed=s.seed, resume=resume,
-            ckpt_dir=out / "checkpoints", restore_best=True, progress=progress, on_epoch=log)
+            ckpt_dir=out / "checkpoints", restore_best=True, progress=progress, on_epoch=log,
+            amp=amp)
     return h, run.model, lr or METHODS[s.method].lr
 
 def _train_fastai(items, s: RunSettings, epochs: int, out: Path, progress: bool, resume: bool,
@@ -84,9 +87,9 @@ def save_model(model, s: RunSettings, vocab: list, path: Path, epoch: int) -> No
     "Write `model` with everything `load_model` needs."
     import torch
     from ftbook.models import get_backbone
-    head = "fastai" if s.method == "fastai" else s.head
+    head, precision = ("fastai", "fp32") if s.method == "fastai" else (s.head, s.precision)
     torch.save(dict(arch=s.arch, head=head, vocab=list(vocab), size=s.size,
-                    stats=get_backbone(s.arch).stats,
+                    stats=get_backbone(s.arch).stats, precision=precision,
                     valid_pct=s.valid_pct, seed=s.seed, epoch=epoch, state_dict=model.state_dict()),
                     path)
 
@@ -121,6 +124,14 @@ def _top_losses(items, probs, pred, vocab: list, path: Path, k: int = 12) -> Non
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
+def model_outputs(model, meta: dict, batches, tta: bool = False) -> tuple:
+    "(logits, labels) of a saved model over `batches` of (images, labels), at its precision."
+    from ftbook.core import default_device
+    from ftbook.train import predictions, use_amp
+    device = default_device()
+    amp = use_amp(device, meta.get("precision"))  # models of release 0.1: None, bf16 on CUDA only
+    return predictions(model.to(device), batches, device, amp=amp, tta=tta)
+
 def score(model, meta: dict, items, out: Path | None = None, bs: int = 32,
           tta: bool = False) -> dict:
     "Accuracy, balanced accuracy, per-class precision/recall/F1 of `model` on `items`, files."
@@ -128,14 +139,12 @@ def score(model, meta: dict, items, out: Path | None = None, bs: int = 32,
     import pandas as pd
     from sklearn.metrics import (ConfusionMatrixDisplay, accuracy_score, balanced_accuracy_score,
                                  precision_recall_fscore_support)
-    from ftbook.core import default_device
     from ftbook.data import DataError, image_loader
-    from ftbook.train import predictions
     vocab, labels = meta["vocab"], sorted(set(items.label))
     unknown = sorted(set(labels) - set(vocab))
     if unknown: raise DataError("data", f"classes {unknown} are not the model's classes {vocab}")
     dl = image_loader(items, meta["size"], meta["stats"], vocab, bs, cache_images=False)
-    logits, y = predictions(model.to(default_device()), dl, default_device(), tta=tta)
+    logits, y = model_outputs(model, meta, dl, tta)
     probs, pred = logits.softmax(1), logits.argmax(1).numpy()
     y = y.numpy()
     p, r, f, n = precision_recall_fscore_support(y, pred, labels=range(len(vocab)), zero_division=0)
@@ -245,24 +254,34 @@ def image_files(paths) -> list[Path]:
         else: raise FileNotFoundError(f"{p}: no such file or folder")
     return files
 
+def readable_batches(files: list, view, bs: int, skipped: list):
+    "Batches of (images through `view`, indices in `files`); unreadable files go to `skipped`."
+    import torch
+    from ftbook.data import DataError, load_rgb, single_thread
+    for start in range(0, len(files), bs):
+        xs, ids = [], []
+        with single_thread():
+            for i in range(start, min(start + bs, len(files))):
+                try:
+                    xs.append(view(load_rgb(files[i])))
+                    ids.append(i)
+                except DataError as e: skipped.append((str(files[i]), e.reason))
+        if xs: yield torch.stack(xs), torch.tensor(ids)
+
 def predict_table(model_file, paths, bs: int = 32, top_k: int = 1, tta: bool = False) -> tuple:
     "(path, label, probability and the next `top_k - 1` classes; [(path, why)] unreadable)."
+    from itertools import chain
     import pandas as pd
-    from ftbook.core import default_device
-    from ftbook.data import DataError, image_loader, load_rgb
-    from ftbook.train import predictions
+    from ftbook.data import valid_tfms
     model, meta = load_model(model_file)
-    vocab, files, skipped = meta["vocab"], [], []
-    for f in image_files(paths):
-        try:
-            load_rgb(f)
-            files.append(str(f))
-        except DataError as e: skipped.append((str(f), e.reason))
-    items = pd.DataFrame(dict(path=files, label=vocab[0], split="valid"))
-    dl = image_loader(items, meta["size"], meta["stats"], vocab, bs, cache_images=False)
-    probs = predictions(model.to(default_device()), dl, default_device(), tta=tta)[0].softmax(1)
-    top = probs.topk(min(top_k, len(vocab)), 1)
-    table = pd.DataFrame(dict(path=files))
+    vocab, files, skipped = meta["vocab"], image_files(paths), []
+    # each image is read once; one that can't be read is skipped, not fatal
+    batches = readable_batches(files, valid_tfms(meta["size"], meta["stats"]), bs, skipped)
+    first = next(batches, None)
+    if first is None: return pd.DataFrame(columns=["path", "label", "probability"]), skipped
+    logits, ids = model_outputs(model, meta, chain([first], batches), tta)
+    top = logits.softmax(1).topk(min(top_k, len(vocab)), 1)
+    table = pd.DataFrame(dict(path=[str(files[i]) for i in ids]))
     for j in range(top.indices.shape[1]):
         suffix = "" if j == 0 else f"_{j + 1}"
         table[f"label{suffix}"] = [vocab[i] for i in top.indices[:, j]]
@@ -311,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--lr", type=_rate, default=None,
                    help="peak learning rate of the head (default: the method's), or 'find'")
     f.add_argument("--head", choices=("linear", "fastai"), default=d.head)
+    f.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=d.precision,
+                   help="auto: bf16 on a GPU or a CPU with native bf16 (AMX), else fp32")
     f.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     f.add_argument("--quiet", action="store_true", help="no progress bars, no per-epoch lines")
@@ -408,7 +429,8 @@ def _settings(args) -> RunSettings:
     s = RunSettings(method=method, arch=get_backbone(args.arch).name, size=args.size,
                     epochs=args.epochs, steps=args.steps, probe_epochs=args.probe_epochs,
                     top=args.top, bs=args.bs, lr=args.lr, seed=args.seed, valid_pct=args.valid_pct,
-                    head=args.head, weights=str(args.weights) if args.weights else None)
+                    head=args.head, weights=str(args.weights) if args.weights else None,
+                    precision=args.precision)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(asdict(s), indent=2))
     return s

@@ -99,6 +99,7 @@ class RunSettings:
     head: str = "linear"
     # a local checkpoint of the backbone, instead of its pretrained weights
     weights: str | None = None
+    precision: str = "auto"         # "bf16", "fp32", or "auto": bf16 where the device is native
 
 # %% ../nbs/00_core.ipynb #c024
 HISTORY_COLUMNS = ["epoch", "phase", "train_loss", "valid_loss", "accuracy", "seconds",

@@ -260,6 +260,8 @@ def collate(batch: list):
 # %% ../nbs/01_data.ipynb #c057
 class ImageDataset(Dataset):
     "(normalised float CHW image, int label) per row of `items`; a training set has two views."
+    max_cache_bytes = 2**30  # images beyond this are decoded on every read: memory stays bounded
+
     def __init__(self, items: pd.DataFrame, size: int, stats, vocab=None, train: bool = False,
                  augment: bool = False, cache_images: bool = True, min_scale: float = 0.35):
         self.paths = [str(p) for p in items["path"]]
@@ -273,6 +275,7 @@ class ImageDataset(Dataset):
         self.views = {True: train_tfms(size, stats, min_scale), False: valid_tfms(size, stats)}
         self.train, self.augment = train, augment and train  # only a training set augments
         self._cache = [None] * len(self.paths) if cache_images else None
+        self._cached_bytes = 0
 
     def __len__(self) -> int: return len(self.paths)
 
@@ -280,13 +283,15 @@ class ImageDataset(Dataset):
         "Image `i` as shrunk uint8 CHW: decoded now, or once and then kept if caching."
         if self._cache is not None and self._cache[i] is not None: return self._cache[i]
         t = self.shrink(v2.functional.pil_to_tensor(load_rgb(self.paths[i]))).clone()
-        if self._cache is not None: self._cache[i] = t
+        if self._cache is not None and self._cached_bytes + t.numel() <= self.max_cache_bytes:
+            self._cache[i] = t
+            self._cached_bytes += t.numel()
         return t
 
     @property
     def cached_bytes(self) -> int:
-        "Memory held by the cache so far."
-        return sum(t.numel() for t in self._cache or [] if t is not None)
+        "Memory held by the cache so far (at most `max_cache_bytes`)."
+        return self._cached_bytes
 
     def preload(self) -> "ImageDataset":
         "Fill the cache now (before worker processes start, so they share it)."

@@ -26,12 +26,13 @@ from .models import (HEAD_ONLY, create_model, freeze_to, frozen_count, get_backb
                            layer_groups, lr_range, set_bn_eval, ulmfit_lrs)
 
 # %% auto #0
-__all__ = ['METHODS', 'Stage', 'plan_fine_tune', 'plan_probe', 'plan_gradual', 'plan_lp_ft', 'plan_scratch', 'Method',
-           'method_plan', 'epochs_for', 'cos_anneal', 'schedule_at', 'make_optimizer', 'set_hypers', 'body_features',
-           'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic', 'EarlyStopping', 'to_device', 'use_amp',
-           'mirror_mean', 'predictions', 'evaluate', 'is_distributed', 'is_main', 'data_parallel', 'sync_buffers',
-           'world_sum', 'Run', 'setup_run', 'StageData', 'prepare_stage', 'EpochStats', 'train_epoch', 'Tracker',
-           'checkpoint_state', 'end_epoch', 'resume_from', 'epoch_row', 'fit', 'valley', 'lr_find', 'summarize_run']
+__all__ = ['METHODS', 'PRECISIONS', 'Stage', 'plan_fine_tune', 'plan_probe', 'plan_gradual', 'plan_lp_ft', 'plan_scratch',
+           'Method', 'method_plan', 'epochs_for', 'cos_anneal', 'schedule_at', 'make_optimizer', 'set_hypers',
+           'autocast', 'body_features', 'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic',
+           'EarlyStopping', 'to_device', 'native_bf16', 'use_amp', 'mirror_mean', 'predictions', 'evaluate',
+           'is_distributed', 'is_main', 'data_parallel', 'sync_buffers', 'world_sum', 'Run', 'setup_run', 'StageData',
+           'prepare_stage', 'EpochStats', 'train_epoch', 'Tracker', 'checkpoint_state', 'end_epoch', 'resume_from',
+           'epoch_row', 'fit', 'valley', 'lr_find', 'summarize_run']
 
 # %% ../nbs/04_layerwise.ipynb #c007
 @dataclass
@@ -154,24 +155,30 @@ def set_hypers(opt: torch.optim.Optimizer, stage: Stage, lrs: list[float], pct: 
         else: pg["momentum"] = mom
 
 # %% ../nbs/04_layerwise.ipynb #c020
+def autocast(device: torch.device, amp: bool):
+    "bf16 autocast on `device` if `amp` (no loss scaling: bf16 has float32's range), else a no-op."
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
 @torch.no_grad()
-def body_features(model: nn.Module, dl: DataLoader, device: torch.device) -> TensorDataset:
-    "The body and the head's pooling once over `dl` (eval mode): features and labels on `device`."
+def body_features(model: nn.Module, dl: DataLoader, device: torch.device,
+                  amp: bool = False) -> TensorDataset:
+    "The body and the head's pooling once over `dl` (eval mode; bf16 if `amp`): float32 features."
     model.eval()
     # iterating a loader draws a seed: keep the run's random stream
-    with torch.random.fork_rng(devices=[]):
-        xs, ys = zip(*[(model.head.pool(model.body(to_device(x, device))), y.to(device))
+    with torch.random.fork_rng(devices=[]), autocast(device, amp):
+        xs, ys = zip(*[(model.head.pool(model.body(to_device(x, device))).float(), y.to(device))
                        for x, y in dl])
     return TensorDataset(torch.cat(xs), torch.cat(ys))
 
-def cached_loaders(model: nn.Module, dls: tuple, device: torch.device) -> tuple[DataLoader,
-                                                                                DataLoader]:
+def cached_loaders(model: nn.Module, dls: tuple, device: torch.device,
+                   amp: bool = False) -> tuple[DataLoader, DataLoader]:
     "Loaders over pooled body features of `dls`: the same batches, shuffled by the same generator."
     train_dl, valid_dl = dls
     in_order = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn)
-    return (DataLoader(body_features(model, in_order, device), train_dl.batch_size, shuffle=True,
+    features = [body_features(model, dl, device, amp) for dl in (in_order, valid_dl)]
+    return (DataLoader(features[0], train_dl.batch_size, shuffle=True,
                        generator=train_dl.generator, drop_last=train_dl.drop_last),
-            DataLoader(body_features(model, valid_dl, device), valid_dl.batch_size))
+            DataLoader(features[1], valid_dl.batch_size))
 
 def can_cache(stage: Stage, n_groups: int, train_bn: bool) -> bool:
     "True when the stage's body is entirely frozen (BatchNorm too) and its images are plain."
@@ -213,9 +220,20 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device, non_blocking=True)
 
 # %% ../nbs/04_layerwise.ipynb #c028
-def use_amp(device: torch.device) -> bool:
-    "Mixed precision (bf16 autocast, no loss scaling) in training and evaluation: on CUDA only."
-    return device.type == "cuda"
+def native_bf16(device: torch.device) -> bool:
+    "True where bf16 math is native: CUDA, or a CPU with AMX or AVX-512 BF16 (recent x86 servers)."
+    if device.type != "cpu": return device.type == "cuda"
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private in torch 2.x
+    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
+
+PRECISIONS = {"auto": native_bf16, "bf16": lambda device: True, "fp32": lambda device: False}
+
+def use_amp(device: torch.device, precision: str | None = None) -> bool:
+    "bf16 autocast (no loss scaling)? By `precision`, a key of `PRECISIONS`; None: on CUDA only."
+    if precision is None: return device.type == "cuda"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision](device)
 
 def mirror_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     "Log of the mean probability over `x` and its mirror image: flip test-time augmentation."
@@ -231,7 +249,7 @@ def predictions(model: nn.Module, dl: DataLoader, device, amp: bool | None = Non
     outs, ys = [], []
     for x, y in dl:
         x = to_device(x, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with autocast(device, amp):
             outs.append((mirror_mean(model, x) if tta else model(x).float()).cpu())
         ys.append(y)
     return torch.cat(outs), torch.cat(ys)
@@ -312,20 +330,22 @@ class StageData:
     bn_eval: int            # how many leading groups keep BatchNorm in eval mode
     cached: bool
     setup_seconds: float    # the one-off feature pass, counted in the stage's first epoch
+    amp: bool               # bf16 autocast in its steps, features and validation
 
 def prepare_stage(run: Run, stage: Stage, train_bn: bool, cache_features: bool, device,
-                  seed: int) -> StageData:
+                  seed: int, amp: bool | None = None) -> StageData:
     "Freeze, set the images' view, and pick the inputs (cached features when the body is frozen)."
     t0 = time.perf_counter()
+    amp = use_amp(device) if amp is None else amp
     freeze_to(run.groups, stage.n_frozen, train_bn)
     run.dls[0].dataset.augment = stage.augment
     cached = cache_features and can_cache(stage, len(run.groups), train_bn)
-    inputs = cached_loaders(run.model, run.dls, device) if cached else run.dls
+    inputs = cached_loaders(run.model, run.dls, device, amp) if cached else run.dls
     net, (train_dl, valid_dl) = (run.model.head.fc if cached else run.model), inputs
     step_net, train_dl = data_parallel(net, train_dl, device, seed)
     bn_eval = 0 if train_bn or cached else len(run.groups) - 1  # Keras: all of the body's BN
     return StageData(net, step_net, train_dl, valid_dl, stage.lrs(len(run.groups)), bn_eval, cached,
-                     time.perf_counter() - t0)
+                     time.perf_counter() - t0, amp)
 
 # %% ../nbs/04_layerwise.ipynb #c036
 @dataclass
@@ -343,11 +363,11 @@ def train_epoch(s: StageData, run: Run, optimizer, stage: Stage, e: int, device,
     s.net.train()
     set_bn_eval(run.groups, s.bn_eval)  # the trap: train() just put BatchNorm back in training mode
     if isinstance(s.train_dl.sampler, DistributedSampler): s.train_dl.sampler.set_epoch(e)
-    stats, amp, t = EpochStats(), use_amp(device), time.perf_counter()
+    stats, t = EpochStats(), time.perf_counter()
     for i, (x, y) in enumerate(_bar(s.train_dl, progress, desc)):
         set_hypers(optimizer, stage, s.lrs, (e + i / len(s.train_dl)) / stage.epochs)
         x, y = to_device(x, device), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with autocast(device, s.amp):
             loss = nn.functional.cross_entropy(s.step_net(x).float(), y)
         if not math.isfinite(loss.item()):
             raise TrainingDiverged(f"loss became {loss.item()} in {desc}: lower the learning rate")
@@ -426,7 +446,8 @@ def epoch_row(s: StageData, stage: Stage, stats: EpochStats, t0: float, epoch: i
     "Validate (unless told not to) and make the history row of one epoch, summed over processes."
     loss_sum, n = world_sum(stats.loss_sum, stats.n)
     sync_buffers(s.net)
-    valid_loss, accuracy = evaluate(s.net, s.valid_dl, device) if validate else (math.nan, math.nan)
+    no_score = (math.nan, math.nan)
+    valid_loss, accuracy = evaluate(s.net, s.valid_dl, device, s.amp) if validate else no_score
     return dict(epoch=epoch, phase=stage.name, train_loss=loss_sum / n, valid_loss=valid_loss,
                 accuracy=accuracy,
                 seconds=time.perf_counter() - t0,
@@ -438,7 +459,8 @@ def fit(model: nn.Module, groups: list, dls: tuple, plan: list[Stage], *, opt: s
         wd: float = 0.01, train_bn: bool = True, seed: int | None = None, device=None,
         cache_features: bool = True, ckpt_dir: Path | None = None, resume: bool = False,
         early_stopping: EarlyStopping | None = None, restore_best: bool = False,
-        progress: bool = False, on_epoch: Callable | None = None, valid_every: int = 1):
+        progress: bool = False, on_epoch: Callable | None = None, valid_every: int = 1,
+        amp: bool | None = None):
     "Train `model` by `plan` over layer `groups`; returns the history, one row per epoch."
     device = device or default_device()
     if seed is not None: seed_everything(seed)
@@ -451,7 +473,7 @@ def fit(model: nn.Module, groups: list, dls: tuple, plan: list[Stage], *, opt: s
     stop = False
     for stage, start in zip(plan, starts):
         if stop or start + stage.epochs <= done: continue  # stopped, or resumed past this stage
-        s = prepare_stage(run, stage, train_bn, cache_features, device, seed or 0)
+        s = prepare_stage(run, stage, train_bn, cache_features, device, seed or 0, amp)
         first = max(start, done) + 1  # the first epoch this stage runs
         for epoch in range(first, start + stage.epochs + 1):
             t0 = time.perf_counter() - (s.setup_seconds if epoch == first else 0)
@@ -478,12 +500,12 @@ def valley(lrs: list, losses: list) -> float:
     return float(lrs[start + int(third) + int(third / 2)])
 
 def lr_find(run: Run, stage: Stage, train_bn: bool = False, start: float = 1e-7, end: float = 10,
-            steps: int = 100, device=None) -> tuple[float, "pd.DataFrame"]:
+            steps: int = 100, device=None, amp: bool | None = None) -> tuple[float, "pd.DataFrame"]:
     "The `valley` suggestion and the (lr, loss, smoothed) sweep of `stage`; weights restored."
     import pandas as pd
     device = device or default_device()
     saved = copy.deepcopy(run.model.state_dict())
-    s = prepare_stage(run, stage, train_bn, True, device, 0)
+    s = prepare_stage(run, stage, train_bn, True, device, 0, amp)
     optimizer, rows, avg = make_optimizer(run.groups), [], 0.0
     batches = (b for _ in range(math.ceil(steps / len(s.train_dl))) for b in s.train_dl)
     s.net.train()
@@ -491,7 +513,8 @@ def lr_find(run: Run, stage: Stage, train_bn: bool = False, start: float = 1e-7,
     for i, (x, y) in zip(range(steps), batches):
         lr = start * (end / start) ** (i / steps)
         for pg, peak in zip(optimizer.param_groups, s.lrs): pg["lr"] = lr * peak / s.lrs[-1]
-        loss = nn.functional.cross_entropy(s.net(to_device(x, device)).float(), y.to(device))
+        with autocast(device, s.amp):
+            loss = nn.functional.cross_entropy(s.net(to_device(x, device)).float(), y.to(device))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -193,6 +193,13 @@ def test_predict_files_and_folders(run, shapes, tmp_path):
     flipped = predict(out / "model.pth", [shapes / "test"], tta=True)
     assert tta.path.tolist() == [p for p, _, _ in flipped] == [p for p, _, _ in got]
     assert np.allclose(tta.probability, [q for _, _, q in flipped], atol=1e-4)
+    ev = ftbook("evaluate", out / "model.pth", shapes, "--split", "test", "--out", tmp_path / "ev")
+    assert ev.returncode == 0, ev.stderr  # read once by predict, through the loader by evaluate: same numbers
+    scored = pd.read_csv(tmp_path / "ev" / "predictions.csv").set_index("path").probability
+    assert np.allclose([q for _, _, q in got], scored[[p for p, _, _ in got]], atol=1e-6)
+    only_broken = ftbook("predict", out / "model.pth", folder / "broken.jpg")
+    assert only_broken.returncode == 1 and "Traceback" not in only_broken.stderr
+    assert only_broken.stderr.splitlines()[-1] == "ftbook predict: error: no readable image among the given paths"
     one_line_error(ftbook("predict", out / "model.pth", tmp_path / "nowhere.jpg"), "no such file or folder")
     one_line_error(ftbook("predict", tmp_path / "preds.csv", shapes), "not a model file")
 
@@ -248,6 +255,27 @@ def test_steps_set_the_epochs(shapes, tmp_path):
     assert h.phase.tolist() == ["frozen"] + ["unfrozen"] * 3  # 20 images in batches of 8: 3 steps an epoch
 
 
+def test_precision_is_saved_and_used_to_rescore(shapes, tmp_path):
+    "--precision: in settings.json and model.pth; rescoring the saved model at it gives the recorded loss."
+    from ftbook.cli import load_model, model_outputs
+    from ftbook.data import get_items
+    losses = {}
+    for precision in ("bf16", "fp32"):
+        out = tmp_path / precision
+        r = ftbook("finetune", shapes, "--method", "probe", "--epochs", "2", "--precision", precision, *TINY,
+                   "--out", out)
+        assert r.returncode == 0, r.stderr
+        assert json.loads((out / "settings.json").read_text())["precision"] == precision
+        model, meta = load_model(out / "model.pth")
+        assert meta["precision"] == precision
+        items = get_items(shapes)
+        logits, y = model_outputs(model, meta, items[items.split == "valid"])
+        losses[precision] = torch.nn.functional.cross_entropy(logits, y).item()
+        assert losses[precision] == pytest.approx(pd.read_csv(out / "history.csv").valid_loss.min(), abs=1e-6)
+    assert losses["bf16"] != losses["fp32"]
+    assert ftbook("finetune", shapes, "--precision", "fp16", "--out", tmp_path / "x").returncode == 2
+
+
 def test_any_timm_backbone_with_a_weights_file(shapes, tmp_path):
     one_line_error(ftbook("finetune", shapes, "--arch", "resnet10t", "--out", tmp_path / "x"), "--weights FILE")
     import timm
@@ -262,6 +290,7 @@ def test_fastai_method(shapes, tmp_path):
     r = ftbook("finetune", shapes, "--method", "fastai", "--epochs", "1", *TINY, "--out", tmp_path / "fa")
     assert r.returncode == 0, r.stderr
     assert pd.read_csv(tmp_path / "fa" / "history.csv").phase.tolist() == ["frozen", "unfrozen"]
+    assert torch.load(tmp_path / "fa" / "model.pth", weights_only=False)["precision"] == "fp32"  # fastai's
     assert ftbook("predict", tmp_path / "fa" / "model.pth", shapes / "test").returncode == 0
 
 
