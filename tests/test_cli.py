@@ -258,8 +258,9 @@ def test_steps_set_the_epochs(shapes, tmp_path):
 def test_precision_is_saved_and_used_to_rescore(shapes, tmp_path):
     "--precision: in settings.json and model.pth; rescoring the saved model at it gives the recorded loss."
     from ftbook.cli import load_model, model_outputs
-    from ftbook.data import get_items
-    losses = {}
+    from ftbook.data import get_items, image_loader
+    items = get_items(shapes)
+    valid, losses = items[items.split == "valid"], {}
     for precision in ("bf16", "fp32"):
         out = tmp_path / precision
         r = ftbook("finetune", shapes, "--method", "probe", "--epochs", "2", "--precision", precision, *TINY,
@@ -268,8 +269,8 @@ def test_precision_is_saved_and_used_to_rescore(shapes, tmp_path):
         assert json.loads((out / "settings.json").read_text())["precision"] == precision
         model, meta = load_model(out / "model.pth")
         assert meta["precision"] == precision
-        items = get_items(shapes)
-        logits, y = model_outputs(model, meta, items[items.split == "valid"])
+        dl = image_loader(valid, meta["size"], meta["stats"], meta["vocab"], cache_images=False)
+        logits, y = model_outputs(model, meta, dl)
         losses[precision] = torch.nn.functional.cross_entropy(logits, y).item()
         assert losses[precision] == pytest.approx(pd.read_csv(out / "history.csv").valid_loss.min(), abs=1e-6)
     assert losses["bf16"] != losses["fp32"]
