@@ -16,8 +16,8 @@ from torch import nn
 
 from .core import default_device, seed_everything
 from .models import create_model
-from .train import (Stage, fit, make_optimizer, plan_probe, prepare_stage, setup_run,
-                          train_epoch, use_amp)
+from .train import (Stage, autocast, fit, make_optimizer, plan_probe, prepare_stage,
+                          setup_run, train_epoch, use_amp)
 
 # %% auto #0
 __all__ = ['median_rate', 'ceiling', 'loop_steps', 'loop_throughput', 'fastai_throughput', 'cached_speedup', 'bench',
@@ -41,7 +41,7 @@ def ceiling(arch: str, size: int, bs: int, steps: int = 20, warmup: int = 3, dev
     opt, seconds = torch.optim.AdamW(model.parameters(), 1e-4), []
     for _ in range(warmup + steps):
         t = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp(device)):
+        with autocast(device, use_amp(device)):
             loss = nn.functional.cross_entropy(model(x).float(), y)
         opt.zero_grad()
         loss.backward()
