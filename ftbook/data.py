@@ -294,8 +294,10 @@ class ImageDataset(Dataset):
         return self._cached_bytes
 
     def preload(self) -> "ImageDataset":
-        "Fill the cache now (before worker processes start, so they share it)."
-        for i in range(len(self)): self.image(i)
+        "Fill the cache now (before worker processes start, so they share it), until it is full."
+        for i in range(len(self)):
+            self.image(i)
+            if self._cache is None or self._cache[i] is None: break  # full: stop decoding
         return self
 
     def __getitem__(self, i: int):

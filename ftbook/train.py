@@ -29,10 +29,10 @@ from .models import (HEAD_ONLY, create_model, freeze_to, frozen_count, get_backb
 __all__ = ['METHODS', 'PRECISIONS', 'Stage', 'plan_fine_tune', 'plan_probe', 'plan_gradual', 'plan_lp_ft', 'plan_scratch',
            'Method', 'method_plan', 'epochs_for', 'cos_anneal', 'schedule_at', 'make_optimizer', 'set_hypers',
            'autocast', 'body_features', 'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic',
-           'EarlyStopping', 'to_device', 'native_bf16', 'use_amp', 'mirror_mean', 'predictions', 'evaluate',
-           'is_distributed', 'is_main', 'data_parallel', 'sync_buffers', 'world_sum', 'Run', 'setup_run', 'StageData',
-           'prepare_stage', 'EpochStats', 'train_epoch', 'Tracker', 'checkpoint_state', 'end_epoch', 'resume_from',
-           'epoch_row', 'fit', 'valley', 'lr_find', 'summarize_run']
+           'EarlyStopping', 'to_device', 'native_bf16', 'use_amp', 'resolve_amp', 'mirror_mean', 'predictions',
+           'evaluate', 'is_distributed', 'is_main', 'data_parallel', 'sync_buffers', 'world_sum', 'Run', 'setup_run',
+           'StageData', 'prepare_stage', 'EpochStats', 'train_epoch', 'Tracker', 'checkpoint_state', 'end_epoch',
+           'resume_from', 'epoch_row', 'fit', 'valley', 'lr_find', 'summarize_run']
 
 # %% ../nbs/04_layerwise.ipynb #c007
 @dataclass
@@ -235,6 +235,10 @@ def use_amp(device: torch.device, precision: str | None = None) -> bool:
         raise ValueError(f"precision {precision!r}: choose {', '.join(PRECISIONS)}")
     return PRECISIONS[precision](device)
 
+def resolve_amp(device: torch.device, amp: bool | None) -> bool:
+    "`amp` as given, or the chapters' default for `device` (`use_amp(device)`) when None."
+    return use_amp(device) if amp is None else amp
+
 def mirror_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     "Log of the mean probability over `x` and its mirror image: flip test-time augmentation."
     logp = torch.stack([model(v).float().log_softmax(1) for v in (x, x.flip(3))])
@@ -245,7 +249,7 @@ def predictions(model: nn.Module, dl: DataLoader, device, amp: bool | None = Non
                 tta: bool = False) -> tuple:
     "(logits, labels) of `model` over `dl` in float32, at `fit`'s precision; `tta`: `mirror_mean`."
     model.eval()
-    amp = use_amp(device) if amp is None else amp
+    amp = resolve_amp(device, amp)
     outs, ys = [], []
     for x, y in dl:
         x = to_device(x, device)
@@ -336,7 +340,7 @@ def prepare_stage(run: Run, stage: Stage, train_bn: bool, cache_features: bool, 
                   seed: int, amp: bool | None = None) -> StageData:
     "Freeze, set the images' view, and pick the inputs (cached features when the body is frozen)."
     t0 = time.perf_counter()
-    amp = use_amp(device) if amp is None else amp
+    amp = resolve_amp(device, amp)
     freeze_to(run.groups, stage.n_frozen, train_bn)
     run.dls[0].dataset.augment = stage.augment
     cached = cache_features and can_cache(stage, len(run.groups), train_bn)
