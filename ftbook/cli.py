@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from . import __version__
@@ -180,9 +180,11 @@ def finetune(data, s: RunSettings, out: Path, progress: bool = True, resume: boo
     "Fine-tune on the dataset at `data` as `s` says; write model, history, metrics to `out`."
     from ftbook.check import usable_items
     from ftbook.data import get_items
+    from ftbook.models import view_size
     from ftbook.train import epochs_for, is_main
     out, t0 = Path(out), time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
+    s = replace(s, size=s.size or view_size(s.arch))  # the recipe's size: the backbone's
     items = usable_items(get_items(data, s.valid_pct, s.seed))
     items[["path", "label", "split"]].to_csv(out / "split.csv", index=False)  # to rescore these
     # the main phase's epochs: as many as `s.steps` optimiser steps need, unless `s.epochs`
@@ -325,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--probe-epochs", type=int, default=d.probe_epochs,
                    help="epochs of lp_ft's probe")
     f.add_argument("--top", type=int, default=d.top, help="lp_ft: body groups it fine-tunes (1-4)")
-    f.add_argument("--size", type=int, default=d.size, help="image side in pixels")
+    f.add_argument("--size", type=int, default=d.size,
+                   help="image side in pixels (default: 1.3 times the backbone's training size, "
+                        "340 for efficientnet_lite2)")
     f.add_argument("--bs", type=int, default=d.bs)
     f.add_argument("--lr", type=_rate, default=None,
                    help="peak learning rate of the head (default: the method's), or 'find'")

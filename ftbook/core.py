@@ -87,7 +87,7 @@ class RunSettings:
     "Everything that defines a `ftbook finetune` run; the defaults are the recipe."
     method: str = "lp_ft"           # a key of ftbook.train.METHODS, or "fastai"
     arch: str = "efficientnet_lite2"
-    size: int = 300                 # image side in pixels
+    size: int | None = None         # image side in pixels; None: the backbone's `view_size`
     epochs: int | None = None       # epochs of the method's main phase; None: enough for `steps`
     steps: int = 16                 # optimiser steps of the main phase, when `epochs` is None
     probe_epochs: int = 10          # LP-FT's linear probe, on cached features

@@ -20,10 +20,10 @@ from .data import HALF_STATS, IMAGENET_STATS
 
 # %% auto #0
 __all__ = ['ARCHS', 'HEADS', 'BN_TYPES', 'HEAD_ONLY', 'remap_state_dict', 'WeightsUnavailable', 'load_weights', 'Backbone',
-           'timm_backbone', 'get_backbone', 'imagenet_model', 'timm_weights_file', 'ConcatPool', 'linear_head',
-           'fastai_head', 'n_features', 'create_model', 'Params', 'timm_groups', 'layer_groups', 'group_params',
-           'check_groups', 'frozen_count', 'freeze_to', 'unfreeze', 'set_bn_eval', 'count_table', 'param_table',
-           'lr_range', 'ulmfit_lrs', 'param_groups']
+           'timm_backbone', 'get_backbone', 'imagenet_model', 'view_size', 'timm_weights_file', 'ConcatPool',
+           'linear_head', 'fastai_head', 'n_features', 'create_model', 'Params', 'timm_groups', 'layer_groups',
+           'group_params', 'check_groups', 'frozen_count', 'freeze_to', 'unfreeze', 'set_bn_eval', 'count_table',
+           'param_table', 'lr_range', 'ulmfit_lrs', 'param_groups']
 
 # %% ../nbs/02_models.ipynb #c010
 def remap_state_dict(src: dict, model: nn.Module) -> dict:
@@ -189,6 +189,11 @@ def imagenet_model(arch: str | None = None, pretrained: bool = True, weights=Non
     if weights is not None: load_weights(model, weights)
     elif pretrained: model.load_state_dict(bb.weights())
     return model.eval()
+
+# %% ../nbs/02_models.ipynb #c014w
+def view_size(arch: str | None = None) -> int:
+    "The default image side for `arch`: 1.3 times its training size, to 10 px (FixRes)."
+    return int(round(1.3 * get_backbone(arch).default_size, -1))
 
 # %% ../nbs/02_models.ipynb #c016
 def timm_weights_file(arch: str | None = None) -> Path:

@@ -282,8 +282,15 @@ def test_any_timm_backbone_with_a_weights_file(shapes, tmp_path):
     import timm
     torch.save(timm.create_model("resnet10t").state_dict(), tmp_path / "resnet10t.pth")
     r = ftbook("finetune", shapes, "--arch", "resnet10t", "--weights", tmp_path / "resnet10t.pth", "--method",
-               "fine_tune", "--epochs", "1", "--size", "32", "--bs", "8", "--out", tmp_path / "timm")
+               "fine_tune", "--epochs", "1", "--bs", "8", "--out", tmp_path / "timm")
     assert r.returncode == 0, r.stderr
+    # without --size: the backbone's view_size, from timm's config (1.3 x 176 px), recorded where it is used
+    from ftbook.cli import load_model
+    from ftbook.models import view_size
+    assert view_size("resnet10t") == 230
+    assert json.loads((tmp_path / "timm" / "settings.json").read_text())["size"] is None  # as asked
+    assert json.loads((tmp_path / "timm" / "metrics.json").read_text())["settings"]["size"] == 230
+    assert load_model(tmp_path / "timm" / "model.pth")[1]["size"] == 230
     assert ftbook("predict", tmp_path / "timm" / "model.pth", shapes / "test").returncode == 0
 
 
