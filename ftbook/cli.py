@@ -17,8 +17,8 @@ from .core import RunSettings
 
 # %% auto #0
 __all__ = ['METHOD_HELP', 'ALIASES', 'COMMANDS', 'EpochPrinter', 'save_model', 'load_model', 'model_outputs', 'score', 'finetune',
-           'plot_curves', 'image_files', 'readable_batches', 'predict_table', 'predict', 'build_parser', 'main',
-           'run_report']
+           'plot_curves', 'image_files', 'readable_batches', 'predict_table', 'predict', 'Parser', 'build_parser',
+           'main', 'run_report']
 
 # %% ../nbs/07_cli.ipynb #c007
 # what `--epochs` counts, per method: ftbook.train.METHODS (and fastai itself)
@@ -300,12 +300,24 @@ def _rate(text: str):
     "A learning rate, or 'find'."
     return text if text == "find" else float(text)
 
+def _count(text: str) -> int:
+    "A whole number of at least 1 (sizes, batches, epochs, steps, seeds)."
+    try: n = int(text)
+    except ValueError: n = 0
+    if n < 1: raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return n
+
+class Parser(argparse.ArgumentParser):
+    "argparse with its errors on one line, as every other ftbook error (no usage block)."
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
 def build_parser() -> argparse.ArgumentParser:
     "The `ftbook` argument parser."
     d = RunSettings()
     layouts = ("a folder (train/ + val/|valid/|validation/ [+ test/], or <class>/ folders) "
                "or a CSV path,label[,split]")
-    p = argparse.ArgumentParser(prog="ftbook",
+    p = Parser(prog="ftbook",
                                 description="Fine-tune pretrained image models: the ftbook tools.")
     p.add_argument("--version", action="version", version=f"ftbook {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -320,17 +332,18 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--arch", default=d.arch,
                    help="efficientnet_lite0|lite2 (offline), resnet18|34, or any timm name")
     f.add_argument("--weights", default=None, help="a local checkpoint of the backbone (offline)")
-    f.add_argument("--epochs", type=int, default=None,
+    f.add_argument("--epochs", type=_count, default=None,
                    help="epochs of the main phase (default: enough for --steps)")
-    f.add_argument("--steps", type=int, default=d.steps,
+    f.add_argument("--steps", type=_count, default=d.steps,
                    help="optimiser steps of the main phase, without --epochs")
     f.add_argument("--probe-epochs", type=int, default=d.probe_epochs,
                    help="epochs of lp_ft's probe")
-    f.add_argument("--top", type=int, default=d.top, help="lp_ft: body groups it fine-tunes (1-4)")
-    f.add_argument("--size", type=int, default=d.size,
+    f.add_argument("--top", type=_count, default=d.top,
+                   help="lp_ft: body groups it fine-tunes (1-4)")
+    f.add_argument("--size", type=_count, default=d.size,
                    help="image side in pixels (default: 1.3 times the backbone's training size, "
                         "340 for efficientnet_lite2)")
-    f.add_argument("--bs", type=int, default=d.bs)
+    f.add_argument("--bs", type=_count, default=d.bs)
     f.add_argument("--lr", type=_rate, default=None,
                    help="peak learning rate of the head (default: the method's), or 'find'")
     f.add_argument("--head", choices=("linear", "fastai"), default=d.head)
@@ -352,24 +365,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("images", type=Path, nargs="+",
                    help="image files and folders (searched recursively)")
     r.add_argument("--out", type=Path, default=None, help="write the predictions as CSV")
-    r.add_argument("--top-k", type=int, default=1, help="also list the next most likely classes")
-    r.add_argument("--bs", type=int, default=32)
+    r.add_argument("--top-k", type=_count, default=1, help="also list the next most likely classes")
+    r.add_argument("--bs", type=_count, default=32)
     for command in (e, r):
         command.add_argument("--tta", action="store_true",
                              help="flip TTA: average each image's probabilities with its mirror's")
     s = sub.add_parser("study", help="fine_tune(k) for two budgets, paired over seeds")
     s.add_argument("data", type=Path, help=layouts)
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--budgets", type=int, nargs=2, default=[5, 10], metavar="K")
-    s.add_argument("--seeds", type=int, default=5)
+    s.add_argument("--budgets", type=_count, nargs=2, default=[5, 10], metavar="K")
+    s.add_argument("--seeds", type=_count, default=5)
     z = sub.add_parser("sizes", help="probe vs fine-tuning across training-set sizes, over seeds")
     z.add_argument("data", type=Path, nargs="+", help="one or more datasets")
     z.add_argument("--out", type=Path, required=True)
-    z.add_argument("--per-class", type=int, nargs="+", default=[5, 20, 50],
+    z.add_argument("--per-class", type=_count, nargs="+", default=[5, 20, 50],
                    help="training images per class")
     z.add_argument("--methods", nargs="+", default=["probe", "fine_tune", "lp_ft"])
-    z.add_argument("--seeds", type=int, default=3)
-    z.add_argument("--steps", type=int, default=32, help="optimiser steps of fine-tuning per run")
+    z.add_argument("--seeds", type=_count, default=3)
+    z.add_argument("--steps", type=_count, default=32,
+                   help="optimiser steps of fine-tuning per run")
     b = sub.add_parser("bench", help="throughput: ceiling vs loop vs fastai, cached vs recomputed")
     b.add_argument("data", type=Path, help=layouts)
     b.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
@@ -378,9 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="without a validation split: held out")
         q.add_argument("--seed", type=int, default=d.seed)
     for q in (s, z, b):
-        q.add_argument("--size", type=int, default=128)
+        q.add_argument("--size", type=_count, default=128)
         q.add_argument("--arch", default="efficientnet_lite0")
-    for q in (s, b): q.add_argument("--bs", type=int, default=32)
+    for q in (s, b): q.add_argument("--bs", type=_count, default=32)
     return p
 
 # %% ../nbs/07_cli.ipynb #c024

@@ -295,9 +295,10 @@ class ImageDataset(Dataset):
 
     def preload(self) -> "ImageDataset":
         "Fill the cache now (before worker processes start, so they share it), until it is full."
+        if self._cache is None: return self  # no cache: nothing to fill
         for i in range(len(self)):
             self.image(i)
-            if self._cache is None or self._cache[i] is None: break  # full: stop decoding
+            if self._cache[i] is None: break  # full: stop decoding
         return self
 
     def __getitem__(self, i: int):

@@ -237,6 +237,9 @@ def test_default_recipe_and_method_names(shapes, tmp_path):
     assert r.returncode == 0 and "head is now probe" in r.stderr
     one_line_error(ftbook("finetune", shapes, "--method", "magic", "--out", tmp_path / "x"), "unknown method")
     one_line_error(ftbook("finetune", shapes, "--arch", "vgg99", "--out", tmp_path / "x"), "Unknown architecture")
+    # argparse's errors are one line too; a size of 0 is refused, not taken as the default size
+    one_line_error(ftbook("finetune", shapes, "--size", "0", "--out", tmp_path / "x"), "--size", "at least 1")
+    assert not (tmp_path / "x" / "settings.json").exists()
 
 
 def test_lr_find_picks_the_rate(shapes, tmp_path):
@@ -245,7 +248,7 @@ def test_lr_find_picks_the_rate(shapes, tmp_path):
     assert r.returncode == 0 and "lr_find suggests" in r.stderr, r.stderr
     m = json.loads((tmp_path / "lr" / "metrics.json").read_text())
     assert m["settings"]["lr"] == "find" and 1e-7 < m["lr"] < 10
-    assert ftbook("finetune", shapes, "--lr", "fast", "--out", tmp_path / "x").returncode == 2  # not a rate
+    one_line_error(ftbook("finetune", shapes, "--lr", "fast", "--out", tmp_path / "x"), "--lr")  # not a rate
 
 
 def test_steps_set_the_epochs(shapes, tmp_path):
