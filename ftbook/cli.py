@@ -300,11 +300,12 @@ def _rate(text: str):
     "A learning rate, or 'find'."
     return text if text == "find" else float(text)
 
-def _count(text: str) -> int:
-    "A whole number of at least 1 (sizes, batches, epochs, steps, seeds)."
+def _count(text: str, least: int = 1) -> int:
+    "A whole number of at least `least` (sizes, batches, epochs, steps, seeds)."
     try: n = int(text)
-    except ValueError: n = 0
-    if n < 1: raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    except ValueError: n = least - 1
+    if n < least:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least {least}")
     return n
 
 class Parser(argparse.ArgumentParser):
@@ -317,8 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = RunSettings()
     layouts = ("a folder (train/ + val/|valid/|validation/ [+ test/], or <class>/ folders) "
                "or a CSV path,label[,split]")
-    p = Parser(prog="ftbook",
-                                description="Fine-tune pretrained image models: the ftbook tools.")
+    p = Parser(prog="ftbook", description="Fine-tune pretrained image models: the ftbook tools.")
     p.add_argument("--version", action="version", version=f"ftbook {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     c = sub.add_parser("check", help="check a dataset for problems, without changing it")
@@ -336,8 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs of the main phase (default: enough for --steps)")
     f.add_argument("--steps", type=_count, default=d.steps,
                    help="optimiser steps of the main phase, without --epochs")
-    f.add_argument("--probe-epochs", type=int, default=d.probe_epochs,
-                   help="epochs of lp_ft's probe")
+    f.add_argument("--probe-epochs", type=lambda t: _count(t, least=0), default=d.probe_epochs,
+                   help="epochs of lp_ft's probe (0: none)")
     f.add_argument("--top", type=_count, default=d.top,
                    help="lp_ft: body groups it fine-tunes (1-4)")
     f.add_argument("--size", type=_count, default=d.size,
