@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,11 +15,11 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from .data import (ALPHA_MODES, WIDE_MODES, DataError, class_dirs, decode_image, find_layout,
-                         items_from, load_rgb, scan)
+                         get_items, items_from, load_rgb, scan)
 
 # %% auto #0
 __all__ = ['SHAPES', 'Issue', 'CheckReport', 'format_report', 'file_warnings', 'check_dataset', 'make_synthetic', 'usable_items',
-           'check_main']
+           'load_dataset', 'check_main']
 
 # %% ../nbs/01b_check.ipynb #k006
 @dataclass
@@ -224,15 +223,19 @@ def make_synthetic(dest, classes=("circle", "square"), n_train: int = 8, n_valid
 
 # %% ../nbs/01b_check.ipynb #k051
 def usable_items(items: pd.DataFrame) -> pd.DataFrame:
-    "`items` without the files that cannot be decoded (one warning lists them); index reset."
-    bad = {}
+    "`items` without the files that cannot be decoded, listed in `attrs['skipped']`; index reset."
+    skipped = []
     for p in items["path"]:
         try: load_rgb(p)
-        except DataError as e: bad[p] = e.reason
-    if bad:
-        warnings.warn(f"usable_items: skipping {len(bad)} unreadable file(s):\n"
-                      + "\n".join(f"  {p}: {r}" for p, r in bad.items()), stacklevel=2)
-    return items[~items["path"].isin(list(bad))].reset_index(drop=True)
+        except DataError as e: skipped.append((p, e.reason))
+    bad = {p for p, _ in skipped}
+    out = items[~items["path"].isin(bad)].reset_index(drop=True)
+    out.attrs = dict(items.attrs, skipped=skipped)
+    return out
+
+def load_dataset(data, valid_pct: float = 0.2, seed: int = 0) -> pd.DataFrame:
+    "The usable images of the dataset at `data` (any layout) with their splits: `get_items`, checked."
+    return usable_items(get_items(data, valid_pct, seed))
 
 # %% ../nbs/01b_check.ipynb #k029
 def check_main(path, as_json: bool = False, valid_pct: float = 0.2, seed: int = 0) -> int:

@@ -372,18 +372,26 @@ def build_parser() -> argparse.ArgumentParser:
                              help="flip TTA: average each image's probabilities with its mirror's")
     s = sub.add_parser("study", help="fine_tune(k) for two budgets, paired over seeds")
     s.add_argument("data", type=Path, help=layouts)
-    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes it)")
     s.add_argument("--budgets", type=_count, nargs=2, default=[5, 10], metavar="K")
     s.add_argument("--seeds", type=_count, default=5)
+    s.add_argument("--per-class", type=_count, default=None,
+                   help="training images per class (default: all)")
     z = sub.add_parser("sizes", help="probe vs fine-tuning across training-set sizes, over seeds")
     z.add_argument("data", type=Path, nargs="+", help="one or more datasets")
-    z.add_argument("--out", type=Path, required=True)
+    z.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes it)")
     z.add_argument("--per-class", type=_count, nargs="+", default=[5, 20, 50],
                    help="training images per class")
     z.add_argument("--methods", nargs="+", default=["probe", "fine_tune", "lp_ft"])
-    z.add_argument("--seeds", type=_count, default=3)
-    z.add_argument("--steps", type=_count, default=32,
+    z.add_argument("--seeds", type=_count, default=5)
+    z.add_argument("--steps", type=_count, default=128,
                    help="optimiser steps of fine-tuning per run")
+    z.add_argument("--probe-steps", type=_count, default=1024,
+                   help="optimiser steps of a probe on cached features")
+    z.add_argument("--evals", type=_count, default=8,
+                   help="validations over a run's epochs on images (its best weights are kept)")
+    z.add_argument("--lr-scale", type=float, default=1.0,
+                   help="every method's default learning rate times this")
     b = sub.add_parser("bench", help="throughput: ceiling vs loop vs fastai, cached vs recomputed")
     b.add_argument("data", type=Path, help=layouts)
     b.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
@@ -392,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="without a validation split: held out")
         q.add_argument("--seed", type=int, default=d.seed)
     for q in (s, z, b):
-        q.add_argument("--size", type=_count, default=128)
+        q.add_argument("--size", type=_count, default=160)
         q.add_argument("--arch", default="efficientnet_lite0")
     for q in (s, b): q.add_argument("--bs", type=_count, default=32)
     return p
@@ -508,15 +516,45 @@ def _predict(args) -> int:
     return 0
 
 def _study(args) -> int:
-    from ftbook.study import study_main
-    return study_main(args.data, tuple(args.budgets), args.seeds, args.size, args.arch, args.out,
-                      args.bs,
-                      args.valid_pct, args.seed)
+    from ftbook.check import load_dataset
+    from ftbook.core import ResultsLog
+    from ftbook.study import STUDY_KEYS, budget_study, rule_intervals, selection, verdict
+    log = ResultsLog(args.out, STUDY_KEYS, "ftbook " + " ".join(sys.argv[1:]))
+    def on_seed(seed, sel):
+        print(f"seed {seed}: " + ", ".join(f"{v} final {a:.3f}" for v, a in
+                                           zip(sel.variant, sel.final_accuracy)), flush=True)
+    budget_study(load_dataset(args.data, args.valid_pct, args.seed), Path(args.data).name,
+                 tuple(args.budgets), args.seeds, args.arch, args.size, args.bs, args.per_class,
+                 log, on_seed=on_seed)
+    runs = log.runs()
+    runs = runs[(runs.dataset == Path(args.data).name) & (runs["size"] == args.size)]
+    short, long = (f"fine_tune({k})" for k in args.budgets)
+    for r, iv in rule_intervals(runs, short, long).items():
+        print(f"{r}: {verdict(iv, long, short, 'test accuracy')}")
+    print(f"wrote {args.out}/: runs.csv, curves.csv, provenance.json")
+    return 0
 
 def _sizes(args) -> int:
-    from ftbook.sizes import sizes_main
-    return sizes_main(args.data, tuple(args.per_class), args.seeds, args.size, args.arch, args.out,
-                      args.steps, tuple(args.methods), args.valid_pct)
+    from ftbook.check import load_dataset
+    from ftbook.core import ResultsLog
+    from ftbook.data import score_splits
+    import pandas as pd
+    from ftbook.sizes import RUN_KEYS, Budget, crossover_text, size_grid, vs_probe
+    datasets = {Path(d).name: score_splits(load_dataset(d, args.valid_pct, args.seed))
+                for d in args.data}
+    log = ResultsLog(args.out, RUN_KEYS, "ftbook " + " ".join(sys.argv[1:]))
+    def on_run(r):
+        print(f"{r['dataset']:>16} {r['per_class']!s:>5}/class {r['method']:>9} seed {r['seed']}: "
+              f"test accuracy {r['test_accuracy']:.3f} ({r['seconds']:.0f} s)", flush=True)
+    budget = Budget(args.steps, args.probe_steps, args.evals)
+    grid = size_grid(datasets, tuple(args.per_class), args.seeds, args.arch, args.size, budget,
+                     tuple(args.methods), args.lr_scale, log, on_run=on_run)
+    grid = grid[(grid.steps == budget.steps) & (grid.probe_steps == budget.probe_steps)
+                & (grid.lr_scale == args.lr_scale)]
+    diffs = pd.concat([vs_probe(grid, m) for m in args.methods if m != "probe"])
+    print("\n".join(crossover_text(diffs)))
+    print(f"wrote {args.out}/: runs.csv, curves.csv, provenance.json")
+    return 0
 
 def _bench(args) -> int:
     from ftbook.bench import bench_main

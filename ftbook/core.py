@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import numpy as np
 # %% auto #0
 __all__ = ['PROFILES', 'DEFAULT_ARCH', 'HISTORY_COLUMNS', 'DATASETS', 'DATA_NAME', 'default_device', 'Profile', 'get_profile',
            'get_arch', 'seed_everything', 'RunSettings', 'history_frame', 'phase_throughput', 'DataUnavailable',
-           'cache_dir', 'download_data', 'data_root', 'results_dir', 'save_result', 'load_results', 'describe_run']
+           'cache_dir', 'download_data', 'data_root', 'results_dir', 'save_result', 'load_results', 'device_name',
+           'git_commit', 'provenance', 'ResultsLog', 'describe_run']
 
 # %% ../nbs/00_core.ipynb #c006
 def default_device() -> "torch.device":
@@ -182,6 +184,93 @@ def load_results() -> dict:
     "Every saved chapter result, by chapter name."
     import json
     return {f.stem: json.loads(f.read_text()) for f in sorted(results_dir().glob("*.json"))}
+
+# %% ../nbs/00_core.ipynb #c035b
+def device_name(device=None) -> str:
+    "The device in words: the GPU's name, or the CPU's model, its cores and torch's threads."
+    import platform
+    import torch
+    device = torch.device(device) if device is not None else default_device()
+    if device.type == "cuda": return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines()
+                 if l.startswith("model name")]
+        model = names[0] if names else model
+    return f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+def git_commit(folder=None) -> str | None:
+    "The git commit of the repository holding `folder` (this package's), '+dirty' if changed."
+    import subprocess
+    folder = Path(folder or Path(__file__).parent)
+    git = lambda *a: subprocess.run(["git", "-C", str(folder), *a], capture_output=True,
+                                    text=True, timeout=20)
+    try: head = git("rev-parse", "HEAD")
+    except (OSError, subprocess.SubprocessError): return None
+    if head.returncode != 0: return None
+    dirty = git("status", "--porcelain", "--untracked-files=no", ".").stdout.strip()
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+def provenance(command: str) -> dict:
+    "Where a result comes from: command, ftbook version and commit, date, device, torch."
+    import time
+    import torch
+    from ftbook import __version__
+    return dict(command=command, ftbook=__version__, commit=git_commit(),
+                date=time.strftime("%Y-%m-%d %H:%M:%S %Z"), device=device_name(),
+                torch=torch.__version__, profile=os.environ.get("FTBOOK_PROFILE"))
+
+# %% ../nbs/00_core.ipynb #c035d
+class ResultsLog:
+    "A results folder that grows a row per finished run: `runs.csv`, `curves.csv`, provenance."
+    def __init__(self, folder, keys: tuple, command: str):
+        self.folder, self.keys = Path(folder), tuple(keys)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.runs_file, self.curves_file = self.folder / "runs.csv", self.folder / "curves.csv"
+        self.prov_file = self.folder / "provenance.json"
+        self.invocations = self._read_provenance()
+        self.invocations.append(dict(provenance(command), runs=0, wall_seconds=0.0))
+        self._t0 = time.perf_counter()
+
+    def _read_provenance(self) -> list:
+        import json
+        if not self.prov_file.exists(): return []
+        return json.loads(self.prov_file.read_text())["invocations"]
+
+    def runs(self) -> "pd.DataFrame":
+        "Every run recorded so far (an empty table before the first)."
+        import pandas as pd
+        if not self.runs_file.exists(): return pd.DataFrame(columns=list(self.keys))
+        return pd.read_csv(self.runs_file)
+
+    def done(self) -> set:
+        "The keys (tuples of `keys`' values, as text) of the runs already recorded."
+        runs = self.runs()
+        return {tuple(str(v) for v in r) for r in runs[list(self.keys)].itertuples(index=False)}
+
+    def has(self, key: dict) -> bool: return tuple(str(key[k]) for k in self.keys) in self.done()
+
+    def append(self, row: dict, curve: "pd.DataFrame | None" = None) -> None:
+        "Record one finished run (and its per-epoch curve, tagged with the run's keys)."
+        import pandas as pd
+        _append_csv(pd.DataFrame([row]), self.runs_file)
+        if curve is not None:
+            _append_csv(curve.assign(**{k: row[k] for k in self.keys}), self.curves_file)
+        self.invocations[-1]["runs"] += 1
+        self.write_provenance()
+
+    def write_provenance(self) -> None:
+        "Rewrite `provenance.json`: every invocation, this one with its wall time so far."
+        import json
+        self.invocations[-1]["wall_seconds"] = round(time.perf_counter() - self._t0, 1)
+        total = sum(i["wall_seconds"] for i in self.invocations)
+        self.prov_file.write_text(json.dumps(dict(invocations=self.invocations,
+                                                  wall_seconds=round(total, 1)), indent=1))
+
+def _append_csv(frame, file: Path) -> None:
+    "Append the rows of `frame` to the CSV `file`, with a header if it is new."
+    frame.to_csv(file, mode="a", header=not file.exists(), index=False)
 
 # %% ../nbs/00_core.ipynb #c037
 def describe_run(profile: Profile | None = None, arch: str | None = None) -> str:

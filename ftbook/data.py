@@ -20,9 +20,9 @@ from torchvision.transforms import v2
 
 # %% auto #0
 __all__ = ['IMG_EXTS', 'SPLIT_DIRS', 'LAYOUTS', 'ALPHA_MODES', 'WIDE_MODES', 'IMAGENET_STATS', 'HALF_STATS', 'DataError',
-           'Layout', 'class_dirs', 'find_layout', 'scan', 'split_valid', 'items_from', 'get_items', 'class_counts',
-           'show_images', 'to_rgb', 'decode_image', 'load_rgb', 'valid_tfms', 'train_tfms', 'denormalize',
-           'single_thread', 'collate', 'ImageDataset', 'image_loader', 'torch_loaders']
+           'Layout', 'class_dirs', 'find_layout', 'scan', 'split_valid', 'items_from', 'get_items', 'subset',
+           'score_splits', 'class_counts', 'show_images', 'to_rgb', 'decode_image', 'load_rgb', 'valid_tfms',
+           'train_tfms', 'denormalize', 'single_thread', 'collate', 'ImageDataset', 'image_loader', 'torch_loaders']
 
 # %% ../nbs/01_data.ipynb #c006
 IMG_EXTS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -140,6 +140,27 @@ def get_items(path, valid_pct: float = 0.2, seed: int = 0) -> pd.DataFrame:
     "Table of the image files at `path`: `path`, `label`, `split` (train/valid/test), `is_valid`."
     layout = find_layout(path)
     return items_from(layout, scan(layout)[0], valid_pct, seed)
+
+# %% ../nbs/01_data.ipynb #c027d
+def subset(items: pd.DataFrame, per_class: int | None, seed: int) -> pd.DataFrame:
+    "`per_class` training rows of each class, drawn with `seed`; the other splits unchanged."
+    train = items[items["split"] == "train"]
+    if per_class is not None:
+        shuffled = train.groupby("label").sample(frac=1, random_state=seed)
+        train = shuffled.groupby("label").head(per_class)
+    rest = items[items["split"] != "train"]
+    out = pd.concat([train, rest]).sort_values(["split", "path"], ignore_index=True)
+    out.attrs = dict(items.attrs)
+    return out
+
+def score_splits(items: pd.DataFrame, valid_pct: float = 0.2, seed: int = 0) -> pd.DataFrame:
+    "`items` with a test split that scores: its own, else its validation rows, re-split from train."
+    if (items["split"] == "test").any(): return items
+    out = split_valid(items.assign(split=items["split"].replace("valid", "test")), valid_pct, seed)
+    out = out.assign(is_valid=out["split"] == "valid")
+    out.attrs = dict(items.attrs, valid_split=f"{valid_pct:.0%} of each class's train/, seed {seed}",
+                     test_split="the validation folder")
+    return out
 
 # %% ../nbs/01_data.ipynb #c031
 def class_counts(items: pd.DataFrame) -> pd.DataFrame:

@@ -5,93 +5,115 @@
 # %% ../nbs/05b_sizes.ipynb #s004
 from __future__ import annotations
 
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .core import ResultsLog, default_device, phase_throughput
+from .data import image_loader, score_splits, subset
+from .models import get_backbone
 from .study import paired_interval
-from .train import METHODS, epochs_for, fit, method_plan, setup_run
+from .train import METHODS, epochs_for, evaluate, fit, method_plan, setup_run
 
 # %% auto #0
-__all__ = ['SIZE_METHODS', 'subset', 'size_point', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe', 'crossover',
-           'plot_sizes', 'crossover_text', 'sizes_main']
-
-# %% ../nbs/05b_sizes.ipynb #s007
-def subset(items: pd.DataFrame, per_class: int | None, seed: int) -> pd.DataFrame:
-    "`per_class` training rows of each class, drawn with `seed`; the other splits unchanged."
-    train = items[items["split"] == "train"]
-    if per_class is not None:
-        shuffled = train.groupby("label").sample(frac=1, random_state=seed)
-        train = shuffled.groupby("label").head(per_class)
-    rest = items[items["split"] != "train"]
-    return pd.concat([train, rest]).sort_values(["split", "path"], ignore_index=True)
+__all__ = ['SIZE_METHODS', 'RUN_KEYS', 'Budget', 'size_run', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe',
+           'crossover', 'plot_sizes', 'crossover_text']
 
 # %% ../nbs/05b_sizes.ipynb #s010
 SIZE_METHODS = ("probe", "fine_tune", "lp_ft")
 
-def _row(method: str, seed: int, n_train: int, h, epoch: int, seconds: float) -> dict:
-    at = h[h.epoch == epoch].iloc[0]
-    return dict(method=method, seed=seed, n_train=n_train, epochs=epoch, valid_loss=at.valid_loss,
-                accuracy=at.accuracy, seconds=seconds)
+@dataclass(frozen=True)
+class Budget:
+    "Optimiser steps per kind of training, and how often a run is validated."
+    steps: int = 128         # fine-tuning: fastai's unfrozen phase, LP-FT's second stage
+    probe_steps: int = 1024  # a probe on cached features: alone, or LP-FT's first stage
+    evals: int = 8           # validations over the epochs on images (cached epochs: every one)
 
-def size_point(sub: pd.DataFrame, arch: str, size: int, steps: int, seed: int,
-               methods: tuple = SIZE_METHODS, bs: int = 16, probe_epochs: int = 10,
-               device=None) -> list:
-    "Each method trained on `sub` for about `steps` optimiser steps: its validation scores."
-    n_train = int((sub["split"] == "train").sum())
+    def plan(self, method: str, n_train: int, bs: int, n_groups: int, lr: float) -> list:
+        "The plan of `method` for this budget, on `n_train` images in batches of `bs`."
+        probe_epochs = epochs_for(self.probe_steps, n_train, bs)
+        epochs = probe_epochs if method == "probe" else epochs_for(self.steps, n_train, bs)
+        return method_plan(method, epochs, n_groups, lr, probe_epochs=probe_epochs)
+
+def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, budget: Budget, seed: int,
+             bs: int = 16, lr_scale: float = 1.0, device=None) -> tuple[dict, pd.DataFrame]:
+    "Train `method` on `sub`'s train rows within `budget`; its best weights scored on test."
+    n_train, device = int((sub["split"] == "train").sum()), device or default_device()
     bs = max(2, min(bs, n_train // 2))
-    loaders, rows = setup_run(sub, arch, size, bs, seed).dls, []
-    for method in [m for m in methods if m != "probe" or "lp_ft" not in methods]:
-        run = setup_run(sub, arch, size, bs, seed, pretrained=METHODS[method].pretrained)
-        run = run._replace(dls=loaders)
-        loaders[0].generator.manual_seed(seed)  # the batches this method would see alone
-        epochs = probe_epochs if method == "probe" else epochs_for(steps, n_train, bs)
-        plan = method_plan(method, epochs, len(run.groups), probe_epochs=probe_epochs)
-        h = fit(*run, plan, train_bn=METHODS[method].train_bn, seed=seed, device=device,
-                valid_every=probe_epochs if method == "lp_ft" else sum(s.epochs for s in plan))
-        rows.append(_row(method, seed, n_train, h, int(h.epoch.iloc[-1]), h.seconds.sum()))
-        if method == "lp_ft" and "probe" in methods:
-            probe = h.epoch <= probe_epochs
-            rows.append(_row("probe", seed, n_train, h, probe_epochs, h.seconds[probe].sum()))
-    return rows
+    m, t0 = METHODS[method], time.perf_counter()
+    run = setup_run(sub, arch, size, bs, seed, pretrained=m.pretrained)
+    lr = m.lr * lr_scale
+    plan = budget.plan(method, n_train, bs, len(run.groups), lr)
+    image_epochs = sum(s.epochs for s in plan if s.augment or m.train_bn)
+    every = max(1, image_epochs // budget.evals)
+    h = fit(*run, plan, train_bn=m.train_bn, seed=seed, device=device, valid_every=every,
+            restore_best=True)
+    seconds = time.perf_counter() - t0  # the sweep, the feature passes, training, validation
+    test, vocab = sub[sub["split"] == "test"], run.dls[0].dataset.vocab
+    test_dl = image_loader(test, size, get_backbone(arch).stats, vocab, bs, cache_images=False)
+    test_loss, test_accuracy = evaluate(run.model, test_dl, device)
+    best = h.loc[h.valid_loss.idxmin()]
+    last_phase = h.phase.iloc[-1]
+    row = dict(n_train=n_train, n_classes=len(vocab), bs=bs, lr=lr, epochs=len(h), steps_per_epoch=len(run.dls[0]),
+               best_epoch=int(best.epoch), best_phase=best.phase,
+               best_in_last_phase=best.phase == last_phase, valid_loss=best.valid_loss,
+               valid_accuracy=best.accuracy, test_loss=test_loss, test_accuracy=test_accuracy,
+               seconds=seconds, images_per_second=phase_throughput(h)[last_phase])
+    curve = h.dropna(subset=["valid_loss"])[["epoch", "phase", "train_loss", "valid_loss",
+                                             "accuracy"]]
+    return row, curve.reset_index(drop=True)
 
 # %% ../nbs/05b_sizes.ipynb #s012
-def size_grid(datasets: dict, per_class: tuple, seeds: int, arch: str, size: int, steps: int,
-              methods: tuple = SIZE_METHODS, device=None, log=None) -> pd.DataFrame:
-    "One row per dataset, size, seed and method: its final validation accuracy (and loss, time)."
+RUN_KEYS = ("dataset", "per_class", "seed", "method", "arch", "size", "steps", "probe_steps",
+            "lr_scale")
+
+def size_grid(datasets: dict, per_class: tuple, seeds: int, arch: str, size: int,
+              budget: Budget = Budget(), methods: tuple = SIZE_METHODS, lr_scale: float = 1.0,
+              log: ResultsLog | None = None, device=None, on_run=None) -> pd.DataFrame:
+    "One row per dataset, size, seed and method: its chosen weights' scores (and time)."
     rows = []
-    for name, items in datasets.items():
-        for n in per_class:
-            for seed in range(seeds):
-                for row in size_point(subset(items, n, seed), arch, size, steps, seed, methods,
-                                      device=device):
-                    rows.append(dict(dataset=name, per_class=n or "all", **row))
-                    if log is not None: log(rows[-1])
-    return pd.DataFrame(rows)
+    for seed in range(seeds):  # seed by seed: an interrupted grid has every size for some seeds
+        for name, items in datasets.items():
+            for n in per_class:
+                sub = subset(items, n, seed)
+                for method in methods:
+                    key = dict(dataset=name, per_class=n or "all", seed=seed, method=method,
+                               arch=arch, size=size, steps=budget.steps,
+                               probe_steps=budget.probe_steps, lr_scale=lr_scale)
+                    if log is not None and log.has(key): continue
+                    row, curve = size_run(sub, method, arch, size, budget, seed,
+                                          lr_scale=lr_scale, device=device)
+                    rows.append({**key, **row})
+                    if log is not None: log.append(rows[-1], curve)
+                    if on_run is not None: on_run(rows[-1])
+    return log.runs() if log is not None else pd.DataFrame(rows)
 
 # %% ../nbs/05b_sizes.ipynb #s014
 def mean_interval(values, conf: float = 0.95) -> tuple[float, float, float]:
-    "Mean and Student-t confidence interval of `values` (a one-sample interval)."
+    "Mean and Student-t interval of `values` (a one-sample interval), clipped to [0, 1]."
     iv = paired_interval(np.zeros(len(values)), values, conf)
-    return iv.mean, iv.lo, iv.hi
+    return iv.mean, max(iv.lo, 0.0), min(iv.hi, 1.0)
 
-def size_summary(grid: pd.DataFrame) -> pd.DataFrame:
-    "Mean accuracy and its interval over seeds, per dataset, size and method."
+def size_summary(grid: pd.DataFrame, score: str = "test_accuracy") -> pd.DataFrame:
+    "Mean `score`, its interval over seeds, and mean seconds, per dataset, size and method."
     rows = [dict(dataset=d, per_class=n, method=m, n_train=g.n_train.mean(),
-                 **dict(zip(["accuracy", "lo", "hi"], mean_interval(g.accuracy))), seeds=len(g))
+                 n_classes=g.n_classes.iloc[0],
+                 **dict(zip(["accuracy", "lo", "hi"], mean_interval(g[score]))),
+                 seconds=g.seconds.mean(), seeds=len(g))
             for (d, n, m), g in grid.groupby(["dataset", "per_class", "method"], sort=False)]
     return pd.DataFrame(rows)
 
-def vs_probe(grid: pd.DataFrame, method: str) -> pd.DataFrame:
+def vs_probe(grid: pd.DataFrame, method: str, score: str = "test_accuracy") -> pd.DataFrame:
     "Per dataset and size: `method` minus the probe, paired by seed (the same subset)."
     rows = []
     for (d, n), g in grid.groupby(["dataset", "per_class"], sort=False):
-        acc = g.pivot(index="seed", columns="method", values="accuracy")
+        acc = g.pivot(index="seed", columns="method", values=score)
         iv = paired_interval(acc["probe"], acc[method])
         rows.append(dict(dataset=d, per_class=n, n_train=g.n_train.mean(), method=method,
-                         diff=iv.mean,
-                         lo=iv.lo, hi=iv.hi, p=iv.p))
+                         diff=iv.mean, lo=iv.lo, hi=iv.hi, seeds=iv.n))
     return pd.DataFrame(rows)
 
 def crossover(diffs: pd.DataFrame):
@@ -102,20 +124,23 @@ def crossover(diffs: pd.DataFrame):
     return None if first is None else sizes[first]
 
 # %% ../nbs/05b_sizes.ipynb #s017
-def plot_sizes(summary: pd.DataFrame):
-    "Accuracy vs training images per method, with interval bands; one panel per dataset."
+def plot_sizes(summary: pd.DataFrame, x: str = "per_class"):
+    "Test accuracy against images per class, or against seconds per run, with interval bands."
     import matplotlib.pyplot as plt
     names = list(dict.fromkeys(summary.dataset))
-    fig, axs = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4), squeeze=False)
+    fig, axs = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axs[0], names):
         for method, s in summary[summary.dataset == name].groupby("method", sort=False):
             s = s.sort_values("n_train")
-            line, = ax.plot(s.n_train, s.accuracy, marker="o", label=method)
-            ax.fill_between(s.n_train, s.lo.clip(upper=1), s.hi.clip(upper=1), alpha=0.2,
-                            color=line.get_color())
-        ax.set(xscale="log", title=name, xlabel="training images", ylabel="validation accuracy")
-        ticks = sorted(set(summary[summary.dataset == name].n_train))  # the sizes measured
-        ax.set_xticks(ticks, [f"{t:.0f}" for t in ticks], minor=False)
+            xs = s.n_train / s.n_classes if x == "per_class" else s.seconds
+            line, = ax.plot(xs, s.accuracy, marker="o", label=method)
+            ax.fill_between(xs, s.lo, s.hi, alpha=0.2, color=line.get_color())
+        ax.set(xscale="log", title=name, ylabel="test accuracy",
+               xlabel={"per_class": "training images per class", "seconds": "seconds per run"}[x])
+        if x == "per_class":  # ticks at the sizes measured
+            sizes = summary[summary.dataset == name]
+            ticks = sorted(set((sizes.n_train / sizes.n_classes).round()))
+            ax.set_xticks(ticks, [f"{t:.0f}" for t in ticks])
         ax.minorticks_off()
     axs[0][0].legend()
     fig.tight_layout()
@@ -126,33 +151,8 @@ def crossover_text(diffs: pd.DataFrame) -> list[str]:
     "One sentence per dataset and method: from where it beats the probe beyond its interval."
     out = []
     for (d, m), g in diffs.groupby(["dataset", "method"], sort=False):
-        n, top = crossover(g), g.per_class.tolist()[-1]
+        n, top = crossover(g), g.sort_values("n_train").per_class.tolist()[-1]
         if n is None: verdict = f"no crossover up to {top} images per class"
         else: verdict = f"beats the probe beyond its interval from {n} images per class on"
         out.append(f"{d}, {m}: {verdict}")
     return out
-
-# %% ../nbs/05b_sizes.ipynb #s029
-def sizes_main(data: list, per_class: tuple, seeds: int, size: int, arch: str | None, out: Path,
-               steps: int = 32, methods: tuple = SIZE_METHODS, valid_pct: float = 0.2) -> int:
-    "`ftbook sizes`: methods x training-set sizes x seeds on each dataset; CSVs, plot, crossovers."
-    from ftbook.check import usable_items
-    from ftbook.data import get_items
-    from ftbook.models import get_backbone
-    if "probe" not in methods: raise ValueError("--methods must include probe, the baseline")
-    arch, out = get_backbone(arch).name, Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    datasets = {Path(d).name: usable_items(get_items(d, valid_pct)) for d in data}
-    def log(r):
-        print(f"{r['dataset']:>16} {r['per_class']!s:>5}/class {r['method']:>9} seed {r['seed']}: "
-              f"accuracy {r['accuracy']:.3f} ({r['seconds']:.0f} s)", flush=True)
-    grid = size_grid(datasets, per_class, seeds, arch, size, steps, methods, log=log)
-    summary = size_summary(grid)
-    diffs = pd.concat([vs_probe(grid, m) for m in methods if m != "probe"], ignore_index=True)
-    grid.to_csv(out / "grid.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
-    diffs.to_csv(out / "vs_probe.csv", index=False)
-    plot_sizes(summary).savefig(out / "sizes.png", dpi=120)
-    print("\n".join(crossover_text(diffs)))
-    print(f"wrote {out}/grid.csv, summary.csv, vs_probe.csv, sizes.png")
-    return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,12 +16,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .train import EarlyStopping, fit, method_plan, setup_run
+from .core import ResultsLog, default_device
+from .data import image_loader
+from .models import get_backbone
+from .train import EarlyStopping, evaluate, fit, method_plan, setup_run
 
 # %% auto #0
-__all__ = ['RULES', 'run_seeds', 'best_epoch', 'early_stop_epoch', 'epoch_stats', 'selection', 'mean_std', 'Interval',
-           'sign_flip_p', 'paired_interval', 'bootstrap_ci', 'verdict', 'fine_tune_budgets', 'plot_study',
-           'rule_intervals', 'study_main']
+__all__ = ['RULES', 'STUDY_KEYS', 'run_seeds', 'best_epoch', 'early_stop_epoch', 'epoch_stats', 'selection', 'mean_std',
+           'Interval', 'sign_flip_p', 'paired_interval', 'bootstrap_ci', 'verdict', 'test_scorer', 'fine_tune_budgets',
+           'plot_study', 'rule_intervals', 'budget_study']
 
 # %% ../nbs/05_overfitting.ipynb #c007
 def run_seeds(train: Callable[[int], pd.DataFrame], seeds: list[int], variant: str) -> pd.DataFrame:
@@ -52,18 +56,18 @@ def epoch_stats(study: pd.DataFrame) -> pd.DataFrame:
 RULES = {"final": "final_accuracy", "best checkpoint": "best_accuracy",
          "early stopping": "early_stop_accuracy"}
 
-def selection(study: pd.DataFrame, patience: int = 2) -> pd.DataFrame:
-    "Per variant and seed: final, best-checkpoint and early-stopping accuracy, and their epochs."
+def selection(study: pd.DataFrame, patience: int = 2, score: str = "accuracy") -> pd.DataFrame:
+    "Per variant and seed: the epochs each rule picks (by validation loss) and `score` there."
     rows = []
     for (variant, seed), h in study.groupby(["variant", "seed"], sort=False):
         h = h.sort_values("epoch").reset_index(drop=True)
         b, (stop, es_best) = best_epoch(h), early_stop_epoch(h.valid_loss, patience)
-        acc = dict(zip(h.epoch, h.accuracy))
+        acc = dict(zip(h.epoch, h[score]))
         rows.append(dict(variant=variant, seed=seed, epochs=len(h),
-                         final_accuracy=h.accuracy.iloc[-1],
+                         final_accuracy=h[score].iloc[-1],
                          best_epoch=b, best_accuracy=acc[b], early_stop_epoch=stop,
                          early_stop_accuracy=acc[h.epoch.iloc[es_best - 1]],
-                         max_accuracy=h.accuracy.max()))
+                         max_accuracy=h[score].max()))
     return pd.DataFrame(rows)
 
 def mean_std(df: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
@@ -120,17 +124,36 @@ def verdict(iv: Interval, longer: str, shorter: str, what: str = "accuracy") -> 
     return f"{head} is {side} 0: {longer} {effect}"
 
 # %% ../nbs/05_overfitting.ipynb #c026
+def test_scorer(items: pd.DataFrame, arch: str, size: int, vocab: list, bs: int, device=None):
+    "A function of a model: its (loss, accuracy) on the test rows of `items`; None if none."
+    import torch
+    test, device = items[items["split"] == "test"], device or default_device()
+    if test.empty: return None
+    dl = image_loader(test, size, get_backbone(arch).stats, vocab, bs)
+    def score(model) -> tuple:
+        with torch.random.fork_rng(devices=[]): return evaluate(model, dl, device)  # no RNG drawn
+    return score
+
 def fine_tune_budgets(items: pd.DataFrame, arch: str, size: int, bs: int, budgets: tuple, seed: int,
                       device=None) -> pd.DataFrame:
     "The histories of `fine_tune(k)` for each `k` of `budgets`, one seed, sharing the frozen epoch."
-    run, histories = setup_run(items, arch, size, bs, seed), []
+    run, histories, tests = setup_run(items, arch, size, bs, seed), [], {}
     plan = lambda k: method_plan("fine_tune", k, len(run.groups))
+    score = test_scorer(items, arch, size, run.dls[0].dataset.vocab, bs, device)
+    on_epoch = None if score is None else lambda row: tests.update({row["epoch"]: score(run.model)})
     with tempfile.TemporaryDirectory() as tmp:
         frozen = Path(tmp) / "frozen"  # the checkpoint after the shared frozen epoch
-        fit(*run, plan(max(budgets))[:1], seed=seed, device=device, ckpt_dir=frozen)
+        fit(*run, plan(max(budgets))[:1], seed=seed, device=device, ckpt_dir=frozen,
+            on_epoch=on_epoch)
+        frozen_tests = dict(tests)
         for k in budgets:  # each budget resumes from a copy: weights, optimiser, random states
             ckpt = shutil.copytree(frozen, Path(tmp) / f"fine_tune_{k}")
-            h = fit(*run, plan(k), seed=seed, device=device, ckpt_dir=ckpt, resume=True)
+            tests = {**frozen_tests}
+            h = fit(*run, plan(k), seed=seed, device=device, ckpt_dir=ckpt, resume=True,
+                    on_epoch=on_epoch)
+            if score is not None:
+                h = h.assign(test_loss=[tests[e][0] for e in h.epoch],
+                             test_accuracy=[tests[e][1] for e in h.epoch])
             histories.append(h.assign(variant=f"fine_tune({k})"))
     return pd.concat(histories, ignore_index=True)
 
@@ -160,28 +183,30 @@ def rule_intervals(sel: pd.DataFrame, a: str, b: str) -> dict:
     return {rule: paired_interval(by_seed(col)[a], by_seed(col)[b]) for rule, col in RULES.items()}
 
 # %% ../nbs/05_overfitting.ipynb #c044
-def study_main(data, budgets: tuple, seeds: int, size: int, arch: str | None, out: Path,
-               bs: int = 32,
-               valid_pct: float = 0.2, seed: int = 0) -> int:
-    "`ftbook study`: `fine_tune(k)` for two `budgets`, paired over `seeds`; CSVs, plot, verdicts."
-    from ftbook.check import usable_items
-    from ftbook.data import get_items
-    from ftbook.models import get_backbone
-    if len(budgets) != 2: raise ValueError(f"--budgets takes two epoch counts, not {len(budgets)}")
-    arch, out = get_backbone(arch).name, Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    items = usable_items(get_items(data, valid_pct, seed))
-    study = pd.concat([fine_tune_budgets(items, arch, size, bs, budgets, s).assign(seed=s)
-                       for s in range(seeds)], ignore_index=True)
-    sel = selection(study)
-    short, long = (f"fine_tune({k})" for k in budgets)
-    ivs = rule_intervals(sel, short, long)
-    study.to_csv(out / "study.csv", index=False)
-    sel.to_csv(out / "selection.csv", index=False)
-    table = pd.DataFrame([dict(rule=r, mean=iv.mean, lo=iv.lo, hi=iv.hi, n=iv.n, p=iv.p)
-                          for r, iv in ivs.items()])
-    table.to_csv(out / "intervals.csv", index=False)
-    plot_study(epoch_stats(study)).savefig(out / "curves.png", dpi=120)
-    for r, iv in ivs.items(): print(f"{r}: {verdict(iv, long, short)}")
-    print(f"wrote {out}/study.csv, selection.csv, intervals.csv, curves.png")
-    return 0
+STUDY_KEYS = ("dataset", "per_class", "arch", "size", "seed", "variant")
+
+def budget_study(items: pd.DataFrame, name: str, budgets: tuple = (5, 10), seeds: int = 5,
+                 arch: str | None = None, size: int = 224, bs: int = 32,
+                 per_class: int | None = None, log: ResultsLog | None = None, device=None,
+                 on_seed=None) -> pd.DataFrame:
+    "`fine_tune(k)` for each `k` of `budgets` over `seeds` (each its own subset): the study."
+    from ftbook.data import score_splits, subset
+    if len(budgets) != 2: raise ValueError(f"budgets: two epoch counts, not {len(budgets)}")
+    arch, items = get_backbone(arch).name, score_splits(items)
+    parts = []
+    for seed in range(seeds):
+        keys = [dict(dataset=name, per_class=per_class or "all", arch=arch, size=size, seed=seed,
+                     variant=f"fine_tune({k})") for k in budgets]
+        if log is not None and all(log.has(k) for k in keys): continue
+        t0 = time.perf_counter()
+        study = fine_tune_budgets(subset(items, per_class, seed), arch, size, bs, budgets, seed,
+                                  device).assign(seed=seed)
+        sel = selection(study, score="test_accuracy")
+        sel["seconds"] = time.perf_counter() - t0  # both budgets, the shared frozen epoch once
+        for key, (variant, h) in zip(keys, study.groupby("variant", sort=False)):
+            if log is not None:
+                log.append({**key, **sel[sel.variant == variant].iloc[0].to_dict()}, h)
+        parts.append(study)
+        if on_seed is not None: on_seed(seed, sel)
+    if log is not None: return pd.read_csv(log.curves_file)
+    return pd.concat(parts, ignore_index=True)
