@@ -5,23 +5,20 @@
 # %% ../nbs/06_bench.ipynb #c004
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from .core import default_device, seed_everything
 from .models import create_model
-from .train import (Stage, autocast, fit, make_optimizer, plan_probe, prepare_stage,
-                          setup_run, train_epoch, use_amp)
+from .schedule import Stage, plan_probe
+from .train import (autocast, fit, make_optimizer, prepare_stage, setup_run, train_epoch,
+                          use_amp)
 
 # %% auto #0
-__all__ = ['median_rate', 'ceiling', 'loop_steps', 'loop_throughput', 'fastai_throughput', 'cached_speedup', 'bench',
-           'bench_main']
+__all__ = ['median_rate', 'ceiling', 'loop_steps', 'loop_throughput', 'fastai_throughput', 'cached_speedup', 'bench']
 
 # %% ../nbs/06_bench.ipynb #c007
 def median_rate(images: list, seconds: list, warmup: int) -> float:
@@ -117,18 +114,3 @@ def bench(items, arch: str, size: int, bs: int, with_fastai: bool = True, device
     return dict(arch=arch, size=size, bs=bs, device=str(device or default_device()),
                 threads=torch.get_num_threads(), table=rows, ratios=ratios, cached=cs,
                 layouts=layouts)
-
-# %% ../nbs/06_bench.ipynb #c019
-def bench_main(data, size: int, bs: int, arch: str | None, out: Path | None) -> int:
-    "`ftbook bench`: `bench` on the dataset at `data`; print the table and ratios, and write JSON."
-    from ftbook.check import usable_items
-    from ftbook.data import get_items
-    from ftbook.models import get_backbone
-    res = bench(usable_items(get_items(data)), get_backbone(arch).name, size, bs)
-    print(pd.DataFrame(res["table"]).round(1).to_string(index=False))
-    print("ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in res["ratios"].items()))
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(res, indent=2))
-        print(f"wrote {out}")
-    return 0

@@ -15,11 +15,11 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from .data import (ALPHA_MODES, WIDE_MODES, DataError, class_dirs, decode_image, find_layout,
-                         get_items, items_from, load_rgb, scan)
+                         get_items, items_from, scan)
 
 # %% auto #0
 __all__ = ['SHAPES', 'Issue', 'CheckReport', 'format_report', 'file_warnings', 'check_dataset', 'make_synthetic', 'usable_items',
-           'load_dataset', 'check_main']
+           'load_dataset', 'data_summary', 'dataset_notes']
 
 # %% ../nbs/01b_check.ipynb #k006
 @dataclass
@@ -69,6 +69,10 @@ def format_report(report: CheckReport) -> str:
     lines = [f"Dataset check of {report.root}{layout}"]
     if "files" in c:
         lines.append(f"  {c['files']} image files: {c['usable']} usable, {c['skipped']} to skip")
+    if c.get("rotated"):
+        n = c["rotated"]
+        lines.append(f"  {n} photo{'s' * (n != 1)} carr{'y' if n != 1 else 'ies'} an EXIF rotation; "
+                     "ftbook reads them upright")
     if c.get("valid_split"): lines.append(f"  validation split: {c['valid_split']}")
     for split in ("train", "valid", "test"):
         if not c.get(split): continue
@@ -103,10 +107,13 @@ def file_warnings(path: Path, info: dict, min_size: int = 32) -> list:
             out.append(f"mode {mode} converted to RGB{extra}")
     w, h = info["size"]
     if min(w, h) < min_size: out.append(f"tiny image {w}x{h} (under {min_size} px), upscaled")
+    out += [f"{said}: read, then resized like every image" if said.startswith("very large")
+            else said for said in info.get("warnings", [])]
     return out
 
 # %% ../nbs/01b_check.ipynb #k012
-def _check_file(p: Path, add, seen: dict, where: tuple, root: str, min_size: int) -> bool:
+def _check_file(p: Path, add, seen: dict, where: tuple, root: str, min_size: int,
+                rotated: list) -> bool:
     "Add the issues of one image file; say if it is usable (`seen`: hash -> path, split, label)."
     try:
         data = p.read_bytes()
@@ -116,6 +123,7 @@ def _check_file(p: Path, add, seen: dict, where: tuple, root: str, min_size: int
         add(p, "warning", f"{why}: will be skipped")
         return False
     for reason in file_warnings(p, info, min_size): add(p, "warning", reason)
+    if info["orientation"] != 1: rotated.append(p)
     digest = hashlib.sha256(data).hexdigest()
     if digest not in seen:
         seen[digest] = (p, *where)
@@ -169,14 +177,14 @@ def check_dataset(path, valid_pct: float = 0.2, seed: int = 0, min_size: int = 3
     for p in loose: add(p, "warning", "file outside a class folder: ignored")
     for p in files.path[~files.is_image]:
         add(p, "warning", f"not an image extension ({Path(p).suffix or 'none'}): ignored")
-    seen = {}
-    ok = [_check_file(Path(p), add, seen, (s, lab), report.root, min_size)
+    seen, rotated = {}, []
+    ok = [_check_file(Path(p), add, seen, (s, lab), report.root, min_size, rotated)
           for p, lab, s in zip(items.path, items.label, items.split)]
     usable = items[ok]
     for d in _empty_class_dirs(layout, usable):
         add(d, "warning", "empty class folder (no usable images): ignored")
     report.counts = dict(files=len(items), usable=len(usable), skipped=len(items) - len(usable),
-                         valid_split=items.attrs["valid_split"],
+                         rotated=len(rotated), valid_split=items.attrs["valid_split"],
                          **{s: usable[usable.split == s].label.value_counts().sort_index().to_dict()
                             for s in ("train", "valid", "test")})
     _check_classes(report.counts, report.root, add)
@@ -223,28 +231,36 @@ def make_synthetic(dest, classes=("circle", "square"), n_train: int = 8, n_valid
 
 # %% ../nbs/01b_check.ipynb #k051
 def usable_items(items: pd.DataFrame) -> pd.DataFrame:
-    "`items` without the files that cannot be decoded, listed in `attrs['skipped']`; index reset."
-    skipped = []
+    "`items` without the files that cannot be decoded; `attrs`: 'skipped' and 'notes' (path, why)."
+    skipped, notes = [], []
     for p in items["path"]:
-        try: load_rgb(p)
+        try: notes += [(p, said) for said in decode_image(p)[1]["warnings"]]
         except DataError as e: skipped.append((p, e.reason))
     bad = {p for p, _ in skipped}
     out = items[~items["path"].isin(bad)].reset_index(drop=True)
-    out.attrs = dict(items.attrs, skipped=skipped)
+    out.attrs = dict(items.attrs, skipped=skipped, notes=notes)
     return out
 
 def load_dataset(data, valid_pct: float = 0.2, seed: int = 0) -> pd.DataFrame:
     "The usable images of the dataset at `data` (any layout) with their splits: `get_items`, checked."
     return usable_items(get_items(data, valid_pct, seed))
 
-# %% ../nbs/01b_check.ipynb #k029
-def check_main(path, as_json: bool = False, valid_pct: float = 0.2, seed: int = 0) -> int:
-    "Print the check of `path` (text or JSON); return 0 if usable, 1 if not, 2 if no dataset there."
-    report = check_dataset(path, valid_pct, seed)
-    if not report.layout:  # no layout could be read: the one error says why
-        error = f"{report.issues[0].path}: {report.issues[0].reason}"
-        out = dict(root=str(path), ok=False, error=error)
-        print(json.dumps(out) if as_json else f"error: {error}")
-        return 2
-    print(report.to_json() if as_json else format_report(report))
-    return 0 if report.ok else 1
+# %% ../nbs/01b_check.ipynb #k054
+def data_summary(items: pd.DataFrame) -> str:
+    "One line: the layout, images per split, classes, and how the validation split was made."
+    counts = items["split"].value_counts()
+    sizes = " / ".join(f"{counts[s]} {s}" for s in ("train", "valid", "test") if s in counts)
+    return (f"data: {items.attrs.get('layout', 'given')} layout, {sizes} images, "
+            f"{items['label'].nunique()} classes, validation split {items.attrs.get('valid_split')}")
+
+def dataset_notes(items: pd.DataFrame) -> list[str]:
+    "What ftbook does about the data, a line each: files skipped or read with care, unvalidated classes."
+    lines = [f"skipped {p}: {why}" for p, why in items.attrs.get("skipped", [])]
+    lines += [f"{p}: {why}" for p, why in items.attrs.get("notes", [])]
+    per_split = pd.crosstab(items["label"], items["split"])
+    for label, row in per_split.iterrows():
+        n = int(row.get("train", 0))
+        if n and not row.get("valid", 0):
+            lines.append(f"class {label!r} has {n} training image{'s' * (n != 1)} and no validation "
+                         "image: it is trained on but never validated")
+    return lines

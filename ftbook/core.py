@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['PROFILES', 'DEFAULT_ARCH', 'HISTORY_COLUMNS', 'DATASETS', 'DATA_NAME', 'default_device', 'Profile', 'get_profile',
-           'get_arch', 'seed_everything', 'RunSettings', 'history_frame', 'phase_throughput', 'DataUnavailable',
-           'cache_dir', 'download_data', 'data_root', 'results_dir', 'save_result', 'load_results', 'device_name',
-           'git_commit', 'provenance', 'ResultsLog', 'describe_run']
+__all__ = ['PROFILES', 'DEFAULT_ARCH', 'PRECISIONS', 'HISTORY_COLUMNS', 'DATASETS', 'DATA_NAME', 'default_device', 'Profile',
+           'get_profile', 'get_arch', 'seed_everything', 'whole_number', 'RunSettings', 'history_frame',
+           'phase_throughput', 'DataUnavailable', 'cache_dir', 'download_data', 'data_root', 'results_dir',
+           'save_result', 'load_results', 'WriteFailed', 'write_atomic', 'device_name', 'git_commit', 'provenance',
+           'ResultsLog', 'describe_run']
 
 # %% ../nbs/00_core.ipynb #c006
 def default_device() -> "torch.device":
@@ -41,6 +42,7 @@ class Profile:
     budgets: tuple           # the two k of `fine_tune(k)` that the study compares
     per_class: tuple         # training images per class in the data-size chapter (None: all)
     size_seeds: int          # seeds per point in the data-size chapter
+    arch: str = "efficientnet_lite0"  # the chapters' backbone (the CLI's default is DEFAULT_ARCH)
     max_per_class: int | None = None  # smoke runs: at most this many images per class and split
     conclusive: bool = True  # its numbers support conclusions: chapters assert them only then
 
@@ -69,11 +71,11 @@ def get_profile(name: str | None = None) -> Profile:
     return PROFILES[name]
 
 # %% ../nbs/00_core.ipynb #c015
-DEFAULT_ARCH = "efficientnet_lite0"
+DEFAULT_ARCH = "efficientnet_lite2"
 
 def get_arch(name: str | None = None) -> str:
-    "The backbone name: `name`, else `$FTBOOK_ARCH`, else `DEFAULT_ARCH`."
-    return name or os.environ.get("FTBOOK_ARCH") or DEFAULT_ARCH
+    "The chapters' backbone: `name`, else `$FTBOOK_ARCH`, else the profile's."
+    return name or os.environ.get("FTBOOK_ARCH") or get_profile().arch
 
 # %% ../nbs/00_core.ipynb #c018
 def seed_everything(seed: int) -> None:
@@ -84,11 +86,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #c021
+PRECISIONS = ("auto", "bf16", "fp32")  # "auto": bf16 where the device computes it natively
+
+def whole_number(value, least: int = 1) -> int:
+    "`value` as an int if it is a whole number of at least `least`; a one-line `ValueError` if not."
+    try: n = int(value) if str(value).lstrip("-").isdigit() else None
+    except (TypeError, ValueError): n = None
+    if n is None or n < least:
+        raise ValueError(f"{value!r} is not a whole number of at least {least}")
+    return n
+
 @dataclass
 class RunSettings:
     "Everything that defines a `ftbook finetune` run; the defaults are the recipe."
-    method: str = "lp_ft"           # a key of ftbook.train.METHODS, or "fastai"
-    arch: str = "efficientnet_lite2"
+    method: str = "lp_ft"           # a key of ftbook.schedule.METHODS
+    arch: str = DEFAULT_ARCH
     size: int | None = None         # image side in pixels; None: the backbone's `view_size`
     epochs: int | None = None       # epochs of the method's main phase; None: enough for `steps`
     steps: int = 16                 # optimiser steps of the main phase, when `epochs` is None
@@ -101,7 +113,24 @@ class RunSettings:
     head: str = "linear"
     # a local checkpoint of the backbone, instead of its pretrained weights
     weights: str | None = None
-    precision: str = "auto"         # "bf16", "fp32", or "auto": bf16 where the device is native
+    precision: str = "auto"         # a key of PRECISIONS
+
+    COUNTS = dict(size=1, epochs=1, steps=1, probe_epochs=0, top=1, bs=1)  # optional: size, epochs
+
+    def __post_init__(self):
+        "Check the settings, as the command line does, with the same one-line messages."
+        for name, least in self.COUNTS.items():
+            value = getattr(self, name)
+            if value is None and name in ("size", "epochs"): continue
+            try: whole_number(value, least)
+            except ValueError as e: raise ValueError(f"{name}: {e}") from None
+        if not 0 < self.valid_pct < 1:
+            raise ValueError(f"valid_pct: {self.valid_pct!r} is not between 0 and 1")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if not (self.lr is None or self.lr == "find" or
+                (isinstance(self.lr, (int, float)) and self.lr > 0)):
+            raise ValueError(f"lr: {self.lr!r} is not a positive number or 'find'")
 
 # %% ../nbs/00_core.ipynb #c024
 HISTORY_COLUMNS = ["epoch", "phase", "train_loss", "valid_loss", "accuracy", "seconds",
@@ -185,6 +214,31 @@ def load_results() -> dict:
     import json
     return {f.stem: json.loads(f.read_text()) for f in sorted(results_dir().glob("*.json"))}
 
+# %% ../nbs/00_core.ipynb #c034x
+class WriteFailed(OSError):
+    "A file could not be written; the message says why (the operating system's words) and which."
+    def __init__(self, path, error: OSError):
+        self.path = Path(path)
+        reason = (error.strerror or str(error)).lower()
+        super().__init__(error.errno, f"{reason} while writing {path}")
+
+    def __str__(self) -> str: return self.strerror
+
+def write_atomic(data: bytes, path: Path) -> None:
+    "Write `data` to `path` through a temporary file and a rename: all of it, or nothing changed."
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise WriteFailed(path, e) from None
+
 # %% ../nbs/00_core.ipynb #c035b
 def device_name(device=None) -> str:
     "The device in words: the GPU's name, or the CPU's model, its cores and torch's threads."
@@ -203,7 +257,8 @@ def device_name(device=None) -> str:
 def git_commit(folder=None) -> str | None:
     "The git commit of the repository holding `folder` (this package's), '+dirty' if changed."
     import subprocess
-    folder = Path(folder or Path(__file__).parent)
+    import ftbook
+    folder = Path(folder or Path(ftbook.__file__).parent)
     git = lambda *a: subprocess.run(["git", "-C", str(folder), *a], capture_output=True,
                                     text=True, timeout=20)
     try: head = git("rev-parse", "HEAD")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 # %% auto #0
-__all__ = ['IMG_EXTS', 'SPLIT_DIRS', 'LAYOUTS', 'ALPHA_MODES', 'WIDE_MODES', 'IMAGENET_STATS', 'HALF_STATS', 'DataError',
-           'Layout', 'class_dirs', 'find_layout', 'scan', 'split_valid', 'items_from', 'get_items', 'subset',
-           'score_splits', 'class_counts', 'show_images', 'to_rgb', 'decode_image', 'load_rgb', 'valid_tfms',
+__all__ = ['IMG_EXTS', 'SPLIT_DIRS', 'LAYOUTS', 'ALPHA_MODES', 'WIDE_MODES', 'EXIF_ORIENTATION', 'IMAGENET_STATS', 'HALF_STATS',
+           'DataError', 'Layout', 'class_dirs', 'find_layout', 'scan', 'split_valid', 'items_from', 'get_items',
+           'subset', 'score_splits', 'class_counts', 'show_images', 'to_rgb', 'decode_image', 'load_rgb', 'valid_tfms',
            'train_tfms', 'denormalize', 'single_thread', 'collate', 'ImageDataset', 'image_loader', 'torch_loaders']
 
 # %% ../nbs/01_data.ipynb #c006
@@ -204,6 +205,8 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # always a new image, also when `im` is RGB already
 
 # %% ../nbs/01_data.ipynb #d027
+EXIF_ORIENTATION = 0x0112  # the EXIF tag; 1 is upright, 2-8 flips and rotations
+
 @contextmanager
 def _strict_decoding():
     "Refuse truncated images while inside (PIL's global `LOAD_TRUNCATED_IMAGES` off)."
@@ -215,28 +218,40 @@ def _strict_decoding():
 def _why(e: Exception) -> str:
     "A short human reason for a decoding exception."
     if type(e).__name__ == "UnidentifiedImageError": return "not an image (no format PIL can read)"
+    if type(e).__name__ == "DecompressionBombError": return f"too large to decode safely ({e})"
     if isinstance(e, FileNotFoundError): return "file not found"
     if "truncated" in str(e): return f"truncated image ({e})"
     return f"cannot decode ({type(e).__name__}: {e})"
 
+def _said(w: warnings.WarningMessage, size: tuple) -> str:
+    "A caught PIL warning in plain words."
+    if issubclass(w.category, Image.DecompressionBombWarning):
+        return f"very large image ({size[0]}x{size[1]}, {size[0] * size[1] / 1e6:.0f} megapixels)"
+    return str(w.message).splitlines()[0]
+
 def decode_image(path, data: bytes | None = None) -> tuple:
-    "(RGB image, info) for the file at `path` (or decoded from `data`); `DataError` if unreadable."
+    "(RGB image, upright, and info) for the file at `path` (or `data`); `DataError` if unreadable."
     path = Path(path)
     try:
         if (len(data) if data is not None else path.stat().st_size) == 0:
             raise DataError(path, "empty file (0 bytes)")
-        with _strict_decoding(), Image.open(io.BytesIO(data) if data is not None else path) as im:
-            info = dict(format=im.format, mode=im.mode, size=im.size,
-                        n_frames=getattr(im, "n_frames", 1))
-            im.seek(0)  # first frame of an animated image
-            im.load()
-            return to_rgb(im), info
+        with _strict_decoding(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with Image.open(io.BytesIO(data) if data is not None else path) as im:
+                orientation = im.getexif().get(EXIF_ORIENTATION, 1)
+                info = dict(format=im.format, mode=im.mode, size=im.size,
+                            n_frames=getattr(im, "n_frames", 1), orientation=orientation)
+                im.seek(0)  # first frame of an animated image
+                im.load()
+                rgb = to_rgb(ImageOps.exif_transpose(im) if orientation != 1 else im)
+        info["warnings"] = list(dict.fromkeys(_said(w, info["size"]) for w in caught))
+        return rgb, info
     except DataError: raise
     except Exception as e:  # PIL raises OSError, ValueError, SyntaxError, ... for bad files
         raise DataError(path, _why(e)) from None
 
 def load_rgb(path) -> Image.Image:
-    "Open the image file at `path` as RGB (an animation's first frame); `DataError` if unreadable."
+    "Open the image file at `path` as upright RGB (an animation's first frame); `DataError` if not."
     return decode_image(path)[0]
 
 # %% ../nbs/01_data.ipynb #c046

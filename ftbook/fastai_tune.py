@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import time
 import warnings
@@ -32,12 +31,13 @@ from fastai.vision.all import (CategoryBlock, ColReader, ColSplitter, DataBlock,
 
 from .core import default_device, get_profile, history_frame, seed_everything
 from .data import load_rgb
-from .models import count_table, get_backbone, lr_range, timm_weights_file
+from .models import count_table, get_backbone, timm_weights_file
+from .schedule import METHODS
 
 # %% auto #0
-__all__ = ['CentreResize', 'fastai_dls', 'normalize_tfms', 'ensure_normalize', 'fastai_learner', 'ScheduleRecorder', 'EpochStats',
-           'fastai_history', 'seed_fastai', 'fine_tune_by_hand', 'cos_anneal', 'one_cycle', 'fine_tune_schedule',
-           'schedules_match', 'plot_schedule', 'fastai_param_table', 'run_fastai']
+__all__ = ['CentreResize', 'fastai_dls', 'normalize_tfms', 'ensure_normalize', 'fastai_learner', 'ScheduleRecorder',
+           'EpochRecorder', 'fastai_history', 'seed_fastai', 'fine_tune_by_hand', 'schedules_match', 'plot_schedule',
+           'fastai_param_table', 'run_fastai', 'train_fastai']
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #f070
 def _fastai_image(path):
@@ -123,7 +123,7 @@ class ScheduleRecorder(Callback):
         return pd.DataFrame(self.rows, columns=["iter", "group", "phase", "lr", "mom"])
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c021
-class EpochStats(Callback):
+class EpochRecorder(Callback):
     "One row per epoch across fits: phase, losses, accuracy, seconds, images/s, head's peak lr."
     order = Recorder.order + 1  # after the Recorder has computed the epoch's metrics
     def __init__(self): self.rows = []
@@ -150,9 +150,9 @@ class EpochStats(Callback):
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c023
 def fastai_history(learn: Learner) -> pd.DataFrame:
-    "The per-epoch history of `learn` (recorded by its `EpochStats` callback) in the shared format."
-    stats = [cb for cb in learn.cbs if isinstance(cb, EpochStats)]
-    if not stats: raise ValueError("this Learner has no EpochStats callback: add one in `cbs`")
+    "The per-epoch history of `learn` (recorded by its `EpochRecorder` callback) in the shared format."
+    stats = [cb for cb in learn.cbs if isinstance(cb, EpochRecorder)]
+    if not stats: raise ValueError("this Learner has no EpochRecorder callback: add one in `cbs`")
     return history_frame(stats[0].rows)
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c028
@@ -176,45 +176,6 @@ def fine_tune_by_hand(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze
     learn.unfreeze()
     learn.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div,
                         cbs=cbs)
-
-# %% ../nbs/03_fastai_fine_tune.ipynb #c045
-def cos_anneal(start: float, end: float, pos: float) -> float:
-    "Cosine from `start` (pos=0) to `end` (pos=1), fastai's `sched_cos`."
-    return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
-
-def one_cycle(n: int, lr_max: float, pct_start: float = 0.25, div: float = 25.0,
-              div_final: float = 1e5, moms: tuple = (0.95, 0.85, 0.95)) -> tuple[list, list]:
-    "(lrs, moms) at `n` iterations of 1cycle: cosine warm-up to `lr_max`, then cosine decay."
-    lrs, ms = [], []
-    for i in range(n):
-        pos = i / n
-        if pos < pct_start:  # warm-up: lr up, momentum down
-            p = pos / pct_start
-            lrs.append(cos_anneal(lr_max / div, lr_max, p))
-            ms.append(cos_anneal(moms[0], moms[1], p))
-        else:  # annealing: lr down, momentum up
-            p = (pos - pct_start) / (1 - pct_start)
-            lrs.append(cos_anneal(lr_max, lr_max / div_final, p))
-            ms.append(cos_anneal(moms[1], moms[2], p))
-    return lrs, ms
-
-# %% ../nbs/03_fastai_fine_tune.ipynb #c047
-def fine_tune_schedule(n_iter: int, epochs: int, n_groups: int, base_lr: float = 2e-3,
-                       freeze_epochs: int = 1, lr_mult: float = 100, pct_start: float = 0.3,
-                       div: float = 5.0) -> pd.DataFrame:
-    "The lr and momentum `fine_tune` sets per group and iteration (`n_iter` per epoch), by formula."
-    phases = [("frozen", freeze_epochs, lr_range(slice(base_lr), n_groups), 0.99, 25.0),
-              ("unfrozen", epochs, lr_range(slice(base_lr / 2 / lr_mult, base_lr / 2), n_groups),
-               pct_start, div)]
-    rows, start = [], 0
-    for phase, n_epochs, lr_maxs, pct, dv in phases:
-        n = n_epochs * n_iter
-        per_group = [one_cycle(n, lr_max, pct, dv) for lr_max in lr_maxs]
-        rows += [dict(iter=start + i, group=g, phase=phase, lr=per_group[g][0][i],
-                      mom=per_group[g][1][i])
-                 for i in range(n) for g in range(n_groups)]
-        start += n
-    return pd.DataFrame(rows, columns=["iter", "group", "phase", "lr", "mom"])
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c049
 def schedules_match(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 0.0) -> bool:
@@ -267,7 +228,7 @@ def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int | None 
     seed_fastai(seed)
     dls = fastai_dls(items, size, bb.stats, bs=bs, seed=seed).to(default_device())
     learn = fastai_learner(dls, bb.name, pretrained=pretrained,
-                           cbs=[ScheduleRecorder(), EpochStats()], path=path)
+                           cbs=[ScheduleRecorder(), EpochRecorder()], path=path)
     tune = fine_tune_by_hand if by_hand else Learner.fine_tune
     with contextlib.ExitStack() as stack:
         if quiet:
@@ -275,3 +236,23 @@ def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int | None 
             stack.enter_context(learn.no_logging())
         tune(learn, epochs, base_lr=lr, freeze_epochs=freeze_epochs, cbs=cbs)
     return fastai_history(learn), learn
+
+# %% ../nbs/03_fastai_fine_tune.ipynb #c076c
+def train_fastai(items: pd.DataFrame, s, epochs: int, out: Path, progress: bool, resume: bool,
+                 log=None) -> tuple:
+    "fastai's `fine_tune` as `ftbook finetune` runs it: (history, our model with the best weights, lr)."
+    import torch.distributed as dist
+    from fastai.callback.tracker import SaveModelCallback
+    from ftbook.models import create_model, remap_state_dict
+    if resume or (dist.is_available() and dist.is_initialized()):
+        raise ValueError("--method fastai: no --resume, no torchrun (fastai runs its own)")
+    if s.lr == "find": raise ValueError("--method fastai: use fastai's own lr_find, then --lr")
+    lr = s.lr or METHODS["fastai"].lr  # fastai's own default base_lr
+    best = SaveModelCallback(monitor="valid_loss", fname="best", reset_on_fit=False)
+    h, learn = run_fastai(items, s.arch, epochs, s.size, s.bs, lr, s.seed, cbs=[best],
+                          path=Path(out) / "fastai")  # quiet: the CLI prints its own table
+    model = create_model(s.arch, learn.dls.c, pretrained=False, head="fastai")
+    model.load_state_dict(remap_state_dict(learn.model.state_dict(), model))
+    if log is not None:
+        for row in h.to_dict("records"): log(row)
+    return h, model, lr

@@ -19,11 +19,11 @@ from .core import cache_dir, get_arch
 from .data import HALF_STATS, IMAGENET_STATS
 
 # %% auto #0
-__all__ = ['ARCHS', 'HEADS', 'BN_TYPES', 'HEAD_ONLY', 'remap_state_dict', 'WeightsUnavailable', 'load_weights', 'Backbone',
-           'timm_backbone', 'get_backbone', 'imagenet_model', 'view_size', 'timm_weights_file', 'ConcatPool',
-           'linear_head', 'fastai_head', 'n_features', 'create_model', 'Params', 'timm_groups', 'layer_groups',
-           'group_params', 'check_groups', 'frozen_count', 'freeze_to', 'unfreeze', 'set_bn_eval', 'count_table',
-           'param_table', 'lr_range', 'ulmfit_lrs', 'param_groups']
+__all__ = ['ARCHS', 'HEADS', 'BN_TYPES', 'remap_state_dict', 'WeightsUnavailable', 'load_weights', 'Backbone', 'timm_backbone',
+           'get_backbone', 'imagenet_model', 'view_size', 'timm_weights_file', 'ConcatPool', 'linear_head',
+           'fastai_head', 'n_features', 'create_model', 'Params', 'timm_groups', 'layer_groups', 'group_params',
+           'check_groups', 'frozen_count', 'freeze_to', 'unfreeze', 'set_bn_eval', 'count_table', 'param_table',
+           'param_groups']
 
 # %% ../nbs/02_models.ipynb #c010
 def remap_state_dict(src: dict, model: nn.Module) -> dict:
@@ -294,7 +294,6 @@ def check_groups(model: nn.Module, groups: list[list[nn.Module]]) -> None:
 
 # %% ../nbs/02_models.ipynb #c033
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-HEAD_ONLY = -1  # freeze every body group: only the head trains
 
 def frozen_count(n: int, n_groups: int) -> int:
     "How many groups `freeze_to(groups, n)` freezes: `n`, or `n_groups + n` for a negative `n`."
@@ -337,18 +336,6 @@ def param_table(groups: list[list[nn.Module]]) -> "pd.DataFrame":
     return count_table(group_params(groups))
 
 # %% ../nbs/02_models.ipynb #c042
-def lr_range(lr: float | slice, n: int) -> list[float]:
-    "fastai's `lr_range`: a float for all; `slice(hi)`: hi/10 but last; `slice(lo, hi)`: geometric."
-    if not isinstance(lr, slice): return [float(lr)] * n
-    if lr.start is None: return [lr.stop / 10] * (n - 1) + [float(lr.stop)]
-    if n == 1: return [float(lr.stop)]
-    step = (lr.stop / lr.start) ** (1 / (n - 1))
-    return [lr.start * step**i for i in range(n)]
-
-def ulmfit_lrs(hi: float, n: int, factor: float = 2.6) -> list[float]:
-    "ULMFiT's discriminative rates: each group `factor` times lower than the next, head at `hi`."
-    return [hi / factor ** (n - 1 - i) for i in range(n)]
-
 def param_groups(groups: list[list[nn.Module]], lrs: list[float]) -> list[dict]:
     "Optimiser param groups, one per layer group with its rate (frozen params too: no grad)."
     if len(lrs) != len(groups):

@@ -6,21 +6,21 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .core import ResultsLog, default_device, phase_throughput
-from .data import image_loader, score_splits, subset
+from .data import image_loader, subset
 from .models import get_backbone
 from .study import paired_interval
-from .train import METHODS, epochs_for, evaluate, fit, method_plan, setup_run
+from .schedule import METHODS, epochs_for, method_plan
+from .train import evaluate, fit, setup_run
 
 # %% auto #0
 __all__ = ['SIZE_METHODS', 'RUN_KEYS', 'Budget', 'size_run', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe',
-           'crossover', 'plot_sizes', 'crossover_text']
+           'crossover', 'plot_sizes', 'crossover_text', 'crossovers']
 
 # %% ../nbs/05b_sizes.ipynb #s010
 SIZE_METHODS = ("probe", "fine_tune", "lp_ft")
@@ -74,6 +74,7 @@ def size_grid(datasets: dict, per_class: tuple, seeds: int, arch: str, size: int
               budget: Budget = Budget(), methods: tuple = SIZE_METHODS, lr_scale: float = 1.0,
               log: ResultsLog | None = None, device=None, on_run=None) -> pd.DataFrame:
     "One row per dataset, size, seed and method: its chosen weights' scores (and time)."
+    if "probe" not in methods: raise ValueError("the methods must include probe, the baseline")
     rows = []
     for seed in range(seeds):  # seed by seed: an interrupted grid has every size for some seeds
         for name, items in datasets.items():
@@ -156,3 +157,11 @@ def crossover_text(diffs: pd.DataFrame) -> list[str]:
         else: verdict = f"beats the probe beyond its interval from {n} images per class on"
         out.append(f"{d}, {m}: {verdict}")
     return out
+
+# %% ../nbs/05b_sizes.ipynb #s026
+def crossovers(grid: pd.DataFrame, budget: Budget = Budget(), lr_scale: float = 1.0) -> list[str]:
+    "The crossover sentences of the runs of `grid` made with `budget` and `lr_scale`."
+    g = grid[(grid.steps == budget.steps) & (grid.probe_steps == budget.probe_steps)
+             & (grid.lr_scale == lr_scale)]
+    methods = [m for m in dict.fromkeys(g.method) if m != "probe"]
+    return crossover_text(pd.concat([vs_probe(g, m) for m in methods], ignore_index=True))

@@ -19,12 +19,13 @@ import pandas as pd
 from .core import ResultsLog, default_device
 from .data import image_loader
 from .models import get_backbone
-from .train import EarlyStopping, evaluate, fit, method_plan, setup_run
+from .schedule import method_plan
+from .train import EarlyStopping, evaluate, fit, setup_run
 
 # %% auto #0
 __all__ = ['RULES', 'STUDY_KEYS', 'run_seeds', 'best_epoch', 'early_stop_epoch', 'epoch_stats', 'selection', 'mean_std',
            'Interval', 'sign_flip_p', 'paired_interval', 'bootstrap_ci', 'verdict', 'test_scorer', 'fine_tune_budgets',
-           'plot_study', 'rule_intervals', 'budget_study']
+           'plot_study', 'rule_intervals', 'budget_study', 'study_verdicts']
 
 # %% ../nbs/05_overfitting.ipynb #c007
 def run_seeds(train: Callable[[int], pd.DataFrame], seeds: list[int], variant: str) -> pd.DataFrame:
@@ -210,3 +211,13 @@ def budget_study(items: pd.DataFrame, name: str, budgets: tuple = (5, 10), seeds
         if on_seed is not None: on_seed(seed, sel)
     if log is not None: return pd.read_csv(log.curves_file)
     return pd.concat(parts, ignore_index=True)
+
+# %% ../nbs/05_overfitting.ipynb #c044b
+def study_verdicts(runs: pd.DataFrame, name: str, arch: str, size: int, per_class: int | None,
+                   budgets: tuple) -> list[str]:
+    "One verdict per selection rule on test accuracy, from a study's `runs.csv` rows of one setting."
+    same = ((runs.dataset == name) & (runs.arch == arch) & (runs["size"] == size)
+            & (runs.per_class.astype(str) == str(per_class or "all")))
+    short, long = (f"fine_tune({k})" for k in budgets)
+    return [f"{rule}: {verdict(iv, long, short, 'test accuracy')}"
+            for rule, iv in rule_intervals(runs[same], short, long).items()]

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import copy
+import io
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
@@ -20,123 +22,20 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from .core import default_device, history_frame, phase_throughput, seed_everything
+from .core import (PRECISIONS, default_device, history_frame, phase_throughput, seed_everything,
+                         write_atomic)
 from .data import torch_loaders
-from .models import (HEAD_ONLY, create_model, freeze_to, frozen_count, get_backbone,
-                           layer_groups, lr_range, set_bn_eval, ulmfit_lrs)
+from .models import (create_model, freeze_to, frozen_count, get_backbone, layer_groups,
+                           set_bn_eval)
+from .schedule import Stage, position, schedule_at
 
 # %% auto #0
-__all__ = ['METHODS', 'PRECISIONS', 'Stage', 'plan_fine_tune', 'plan_probe', 'plan_gradual', 'plan_lp_ft', 'plan_scratch',
-           'Method', 'method_plan', 'epochs_for', 'cos_anneal', 'schedule_at', 'make_optimizer', 'set_hypers',
-           'autocast', 'body_features', 'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic',
-           'EarlyStopping', 'to_device', 'native_bf16', 'use_amp', 'resolve_amp', 'mirror_mean', 'predictions',
-           'evaluate', 'is_distributed', 'is_main', 'data_parallel', 'sync_buffers', 'world_sum', 'Run', 'setup_run',
-           'StageData', 'prepare_stage', 'EpochStats', 'train_epoch', 'Tracker', 'checkpoint_state', 'end_epoch',
-           'resume_from', 'epoch_row', 'fit', 'valley', 'lr_find', 'summarize_run']
-
-# %% ../nbs/04_layerwise.ipynb #c007
-@dataclass
-class Stage:
-    "A phase of training: the first `n_frozen` groups frozen, `epochs` epochs, peak `lr` per group."
-    epochs: int
-    n_frozen: int
-    lr: float | slice | list = 1e-3
-    schedule: str = "one_cycle"   # "one_cycle", "cos" or "flat"
-    pct_start: float = 0.25       # one-cycle: fraction of the stage spent warming up
-    div: float = 25.0             # one-cycle: start at lr/div
-    div_final: float = 1e5        # one-cycle/cos: end at lr/div_final
-    augment: bool = True          # random crops and flips, or the plain centre crop
-    name: str = ""
-
-    def lrs(self, n_groups: int) -> list[float]:
-        "The peak learning rate of every group."
-        if isinstance(self.lr, (list, tuple)): return [float(lr) for lr in self.lr]
-        return lr_range(self.lr, n_groups)
-
-# %% ../nbs/04_layerwise.ipynb #c009
-def plan_fine_tune(epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
-                   pct_start: float = 0.3, div: float = 5.0) -> list[Stage]:
-    "fastai's `fine_tune`: the head for `freeze_epochs`, then all groups with discriminative rates."
-    return [Stage(freeze_epochs, HEAD_ONLY, slice(base_lr), pct_start=0.99, name="frozen"),
-            Stage(epochs, 0, slice(base_lr / 2 / lr_mult, base_lr / 2), pct_start=pct_start,
-                  div=div, name="unfrozen")]
-
-def plan_probe(epochs: int, lr: float = 2e-3) -> list[Stage]:
-    "A linear probe (feature extraction): only the head trains, on plain images."
-    return [Stage(epochs, HEAD_ONLY, lr, augment=False, name="probe")]
-
-def plan_gradual(epochs: int, n_groups: int, lr: float = 1e-3, freeze_epochs: int = 1,
-                 factor: float = 2.6) -> list[Stage]:
-    "ULMFiT-style: the head first, then one more group per epoch; the last stage unfreezes all."
-    stages = [Stage(freeze_epochs, HEAD_ONLY, lr, pct_start=0.99, name="head")]
-    for i in range(1, epochs + 1):
-        n_frozen = 0 if i == epochs else max(n_groups - 1 - i, 0)
-        stages.append(Stage(1, n_frozen, ulmfit_lrs(lr, n_groups, factor), pct_start=0.3, div=5.0,
-                            name=f"top {n_groups - n_frozen}"))
-    return stages
-
-def plan_lp_ft(probe_epochs: int, epochs: int, n_groups: int, lr: float = 5e-3,
-               top: int = 1) -> list[Stage]:
-    "LP-FT: a probe at `lr`, then the last `top` body groups and the head at `lr/10`."
-    n_frozen = max(n_groups - 1 - top, 0)
-    return plan_probe(probe_epochs, lr) + [
-        Stage(epochs, n_frozen, ulmfit_lrs(lr / 10, n_groups), pct_start=0.3, div=5.0,
-              name=f"fine-tune top {n_groups - 1 - n_frozen}")]
-
-# %% ../nbs/04_layerwise.ipynb #c011f
-def plan_scratch(epochs: int, lr: float = 2e-3) -> list[Stage]:
-    "Everything trains from the start (meant for random weights: training from scratch)."
-    return [Stage(epochs, 0, lr, name="scratch")]
-
-@dataclass(frozen=True)
-class Method:
-    "A named recipe: its plan, its default peak learning rate, its BatchNorm and weights policies."
-    plan: Callable           # (epochs, n_groups, lr, probe_epochs, top) -> list[Stage]
-    lr: float                # default peak learning rate of the head
-    train_bn: bool           # BatchNorm trains (fastai) or keeps its statistics (Keras)
-    epochs: str              # what `epochs` counts
-    pretrained: bool = True  # start from ImageNet weights
-
-METHODS = {
-    "fine_tune": Method(lambda e, n, lr, p, top: plan_fine_tune(e, lr), 2e-3, True,
-                        "epochs after one frozen epoch (fastai's fine_tune)"),
-    "gradual": Method(lambda e, n, lr, p, top: plan_gradual(e, n, lr), 2e-3, True,
-                      "epochs after the head's, one more group unfrozen each"),
-    "probe": Method(lambda e, n, lr, p, top: plan_probe(e, lr), 5e-3, False,
-                    "epochs of the head alone, on cached features"),
-    "lp_ft": Method(lambda e, n, lr, p, top: plan_lp_ft(p, e, n, lr, top), 5e-3, False,
-                    "epochs of the top group and the head, after a probe of probe_epochs"),
-    "scratch": Method(lambda e, n, lr, p, top: plan_scratch(e, lr), 2e-3, True,
-                      "epochs of everything, from random weights", pretrained=False),
-}
-
-def method_plan(method: str, epochs: int, n_groups: int, lr: float | None = None,
-                probe_epochs: int = 10, top: int = 1) -> list[Stage]:
-    "The plan of `method` (a key of `METHODS`) for `epochs`, at its default rate unless `lr`."
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}")
-    m = METHODS[method]
-    return m.plan(epochs, n_groups, lr or m.lr, probe_epochs, top)
-
-# %% ../nbs/04_layerwise.ipynb #c011c
-def epochs_for(steps: int, n_train: int, bs: int) -> int:
-    "The fewest epochs (at least one) that give `steps` steps on `n_train` images, `bs` a batch."
-    return max(1, math.ceil(steps / math.ceil(n_train / bs)))
-
-# %% ../nbs/04_layerwise.ipynb #c013
-def cos_anneal(start: float, end: float, pct: float) -> float:
-    "Cosine interpolation from `start` (pct=0) to `end` (pct=1)."
-    return end + (start - end) / 2 * (1 + math.cos(math.pi * pct))
-
-def schedule_at(stage: Stage, lr: float, pct: float, moms=(0.95, 0.85, 0.95)) -> tuple:
-    "Learning rate and momentum at fraction `pct` of `stage` for a group whose peak rate is `lr`."
-    if stage.schedule == "flat": return lr, 0.9
-    if stage.schedule == "cos": return cos_anneal(lr, lr / stage.div_final, pct), 0.9
-    if pct < stage.pct_start:
-        p = pct / stage.pct_start
-        return cos_anneal(lr / stage.div, lr, p), cos_anneal(moms[0], moms[1], p)
-    p = (pct - stage.pct_start) / (1 - stage.pct_start)
-    return cos_anneal(lr, lr / stage.div_final, p), cos_anneal(moms[1], moms[2], p)
+__all__ = ['make_optimizer', 'set_hypers', 'autocast', 'body_features', 'cached_loaders', 'can_cache', 'TrainingDiverged',
+           'save_atomic', 'ModelFileError', 'read_checkpoint', 'EarlyStopping', 'to_device', 'native_bf16', 'use_amp',
+           'mirror_mean', 'predictions', 'evaluate', 'is_distributed', 'is_main', 'data_parallel', 'sync_buffers',
+           'world_sum', 'distributed', 'Run', 'setup_run', 'StageData', 'prepare_stage', 'EpochStats', 'train_epoch',
+           'Tracker', 'checkpoint_state', 'end_epoch', 'resume_from', 'epoch_row', 'fit', 'valley', 'lr_find',
+           'summarize_run']
 
 # %% ../nbs/04_layerwise.ipynb #c018
 def make_optimizer(groups: list, name: str = "adamw", wd: float = 0.01) -> torch.optim.Optimizer:
@@ -190,12 +89,25 @@ class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
 
 def save_atomic(obj, path: Path) -> None:
-    "`torch.save` to a temporary file beside `path`, then rename: readers never see a partial file."
+    "`torch.save` into memory, then `write_atomic`: the file is complete or untouched."
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(buffer.getvalue(), Path(path))
+
+class ModelFileError(ValueError):
+    "A file that is not a model or checkpoint ftbook can read; the message names it and says why."
+
+def read_checkpoint(path) -> dict:
+    "The dictionary in a file of tensors and plain values; nothing else is unpickled, nothing runs."
+    import pickle
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
+    try: return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        if isinstance(e, pickle.UnpicklingError) and "GLOBAL" in str(e):  # a Python object
+            raise ModelFileError(f"{path}: refused: it holds Python objects, not only tensors and "
+                                 "plain values, and reading them could run code from the file") from None
+        raise ModelFileError(f"{path}: not a model file ({type(e).__name__})") from None
 
 @dataclass
 class EarlyStopping:
@@ -226,18 +138,13 @@ def native_bf16(device: torch.device) -> bool:
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private in torch 2.x
     return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
 
-PRECISIONS = {"auto": native_bf16, "bf16": lambda device: True, "fp32": lambda device: False}
-
-def use_amp(device: torch.device, precision: str | None = None) -> bool:
-    "bf16 autocast (no loss scaling)? By `precision`, a key of `PRECISIONS`; None: on CUDA only."
-    if precision is None: return device.type == "cuda"
+def use_amp(device: torch.device, precision: str | bool | None = None) -> bool:
+    "bf16 autocast? `precision`: 'auto' (native bf16), 'bf16', 'fp32', a bool, or None (CUDA only)."
+    if precision is None: return device.type == "cuda"  # the chapters' default
+    if isinstance(precision, bool): return precision
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: choose {', '.join(PRECISIONS)}")
-    return PRECISIONS[precision](device)
-
-def resolve_amp(device: torch.device, amp: bool | None) -> bool:
-    "`amp` as given, or the chapters' default for `device` (`use_amp(device)`) when None."
-    return use_amp(device) if amp is None else amp
+    return precision == "bf16" or (precision == "auto" and native_bf16(device))
 
 def mirror_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     "Log of the mean probability over `x` and its mirror image: flip test-time augmentation."
@@ -245,11 +152,11 @@ def mirror_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return logp.logsumexp(0) - math.log(2)
 
 @torch.no_grad()
-def predictions(model: nn.Module, dl: DataLoader, device, amp: bool | None = None,
+def predictions(model: nn.Module, dl: DataLoader, device, amp: str | bool | None = None,
                 tta: bool = False) -> tuple:
     "(logits, labels) of `model` over `dl` in float32, at `fit`'s precision; `tta`: `mirror_mean`."
     model.eval()
-    amp = resolve_amp(device, amp)
+    amp = use_amp(device, amp)
     outs, ys = [], []
     for x, y in dl:
         x = to_device(x, device)
@@ -258,7 +165,7 @@ def predictions(model: nn.Module, dl: DataLoader, device, amp: bool | None = Non
         ys.append(y)
     return torch.cat(outs), torch.cat(ys)
 
-def evaluate(model: nn.Module, dl: DataLoader, device, amp: bool | None = None) -> tuple:
+def evaluate(model: nn.Module, dl: DataLoader, device, amp: str | bool | None = None) -> tuple:
     "Mean cross-entropy and accuracy of `model` over `dl`."
     logits, y = predictions(model, dl, device, amp)
     accuracy = (logits.argmax(1) == y).float().mean().item()
@@ -302,6 +209,18 @@ def world_sum(*xs: float) -> list[float]:
     dist.all_reduce(t)
     return t.tolist()
 
+# %% ../nbs/04_layerwise.ipynb #c030e
+@contextmanager
+def distributed():
+    "Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on GPUs, gloo on CPUs), then leave."
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
+        yield
+        return
+    if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try: yield
+    finally: dist.destroy_process_group()
+
 # %% ../nbs/04_layerwise.ipynb #c032
 class Run(NamedTuple):
     "What a training run needs: the model, its layer groups, and the (train, valid) loaders."
@@ -337,10 +256,10 @@ class StageData:
     amp: bool               # bf16 autocast in its steps, features and validation
 
 def prepare_stage(run: Run, stage: Stage, train_bn: bool, cache_features: bool, device,
-                  seed: int, amp: bool | None = None) -> StageData:
+                  seed: int, amp: str | bool | None = None) -> StageData:
     "Freeze, set the images' view, and pick the inputs (cached features when the body is frozen)."
     t0 = time.perf_counter()
-    amp = resolve_amp(device, amp)
+    amp = use_amp(device, amp)
     freeze_to(run.groups, stage.n_frozen, train_bn)
     run.dls[0].dataset.augment = stage.augment
     cached = cache_features and can_cache(stage, len(run.groups), train_bn)
@@ -369,7 +288,7 @@ def train_epoch(s: StageData, run: Run, optimizer, stage: Stage, e: int, device,
     if isinstance(s.train_dl.sampler, DistributedSampler): s.train_dl.sampler.set_epoch(e)
     stats, t = EpochStats(), time.perf_counter()
     for i, (x, y) in enumerate(_bar(s.train_dl, progress, desc)):
-        set_hypers(optimizer, stage, s.lrs, (e + i / len(s.train_dl)) / stage.epochs)
+        set_hypers(optimizer, stage, s.lrs, position(e, i, len(s.train_dl), stage.epochs))
         x, y = to_device(x, device), y.to(device, non_blocking=True)
         with autocast(device, s.amp):
             loss = nn.functional.cross_entropy(s.step_net(x).float(), y)
@@ -435,14 +354,14 @@ def end_epoch(run: Run, optimizer, tracker: Tracker, row: dict, epoch: int) -> b
 # %% ../nbs/04_layerwise.ipynb #c039
 def resume_from(ckpt_dir: Path, run: Run, optimizer, tracker: Tracker) -> int:
     "Load `last.pth` (and `best.pth`) into the run and the tracker; returns the epochs already run."
-    state = torch.load(Path(ckpt_dir) / "last.pth", map_location="cpu", weights_only=False)
+    state = read_checkpoint(Path(ckpt_dir) / "last.pth")
     run.model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     run.dls[0].generator.set_state(state["loader_rng"])
     tracker.rows, tracker.best_loss = list(state["history"]), state["best_loss"]
     if tracker.keep_best and (Path(ckpt_dir) / "best.pth").exists():
-        tracker.best_state = torch.load(Path(ckpt_dir) / "best.pth", map_location="cpu")["model"]
+        tracker.best_state = read_checkpoint(Path(ckpt_dir) / "best.pth")["model"]
     return state["epoch"]
 
 def epoch_row(s: StageData, stage: Stage, stats: EpochStats, t0: float, epoch: int, device,
@@ -464,7 +383,7 @@ def fit(model: nn.Module, groups: list, dls: tuple, plan: list[Stage], *, opt: s
         cache_features: bool = True, ckpt_dir: Path | None = None, resume: bool = False,
         early_stopping: EarlyStopping | None = None, restore_best: bool = False,
         progress: bool = False, on_epoch: Callable | None = None, valid_every: int = 1,
-        amp: bool | None = None):
+        amp: str | bool | None = None):
     "Train `model` by `plan` over layer `groups`; returns the history, one row per epoch."
     device = device or default_device()
     if seed is not None: seed_everything(seed)
@@ -504,7 +423,7 @@ def valley(lrs: list, losses: list) -> float:
     return float(lrs[start + int(third) + int(third / 2)])
 
 def lr_find(run: Run, stage: Stage, train_bn: bool = False, start: float = 1e-7, end: float = 10,
-            steps: int = 100, device=None, amp: bool | None = None) -> tuple[float, "pd.DataFrame"]:
+            steps: int = 100, device=None, amp: str | bool | None = None) -> tuple[float, "pd.DataFrame"]:
     "The `valley` suggestion and the (lr, loss, smoothed) sweep of `stage`; weights restored."
     import pandas as pd
     device = device or default_device()
