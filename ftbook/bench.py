@@ -66,9 +66,10 @@ def loop_steps(items, arch: str, size: int, bs: int, steps: int = 20, warmup: in
     return images, seconds
 
 def loop_throughput(items, arch: str, size: int, bs: int, device=None,
-                    cache_images: bool = True) -> dict:
+                    cache_images: bool = True, steps: int = 20) -> dict:
     "The loop's images/s: the median full-batch step after warm-up, and the mean over its epochs."
-    images, seconds = loop_steps(items, arch, size, bs, device=device, cache_images=cache_images)
+    images, seconds = loop_steps(items, arch, size, bs, steps, device=device,
+                                 cache_images=cache_images)
     return dict(median=median_rate(images, seconds, 3), epoch=sum(images) / sum(seconds))
 
 def fastai_throughput(items, arch: str, size: int, bs: int) -> float:
@@ -90,13 +91,14 @@ def cached_speedup(items, arch: str, size: int, bs: int, device=None) -> dict:
     return out
 
 # %% ../nbs/06_bench.ipynb #c012
-def bench(items, arch: str, size: int, bs: int, with_fastai: bool = True, device=None) -> dict:
+def bench(items, arch: str, size: int, bs: int, with_fastai: bool = True, device=None,
+          steps: int = 20) -> dict:
     "All measurements in one process: a table of images/s and the ratios the book claims."
-    layouts = {name: ceiling(arch, size, bs, device=device, channels_last=cl)
+    layouts = {name: ceiling(arch, size, bs, steps, device=device, channels_last=cl)
                for name, cl in [("contiguous (NCHW)", False), ("channels_last (NHWC)", True)]}
     ceil = max(layouts.values())
-    loop = loop_throughput(items, arch, size, bs, device)
-    loop_decoding = loop_throughput(items, arch, size, bs, device, cache_images=False)
+    loop = loop_throughput(items, arch, size, bs, device, steps=steps)
+    loop_decoding = loop_throughput(items, arch, size, bs, device, cache_images=False, steps=steps)
     fa = fastai_throughput(items, arch, size, bs) if with_fastai else float("nan")
     cs = cached_speedup(items, arch, size, bs, device)
     n_train = int((items.split == "train").sum())

@@ -19,7 +19,7 @@ from .data import (ALPHA_MODES, WIDE_MODES, DataError, class_dirs, decode_image,
 
 # %% auto #0
 __all__ = ['SHAPES', 'Issue', 'CheckReport', 'format_report', 'file_warnings', 'check_dataset', 'make_synthetic', 'usable_items',
-           'load_dataset', 'data_summary', 'dataset_notes']
+           'load_dataset', 'data_summary', 'dataset_notes', 'exclude_listed']
 
 # %% ../nbs/01b_check.ipynb #k006
 @dataclass
@@ -71,8 +71,8 @@ def format_report(report: CheckReport) -> str:
         lines.append(f"  {c['files']} image files: {c['usable']} usable, {c['skipped']} to skip")
     if c.get("rotated"):
         n = c["rotated"]
-        lines.append(f"  {n} photo{'s' * (n != 1)} carr{'y' if n != 1 else 'ies'} an EXIF rotation; "
-                     "ftbook reads them upright")
+        photos = f"{n} photos carry" if n != 1 else "1 photo carries"
+        lines.append(f"  {photos} an EXIF rotation; ftbook reads them upright")
     if c.get("valid_split"): lines.append(f"  validation split: {c['valid_split']}")
     for split in ("train", "valid", "test"):
         if not c.get(split): continue
@@ -242,7 +242,7 @@ def usable_items(items: pd.DataFrame) -> pd.DataFrame:
     return out
 
 def load_dataset(data, valid_pct: float = 0.2, seed: int = 0) -> pd.DataFrame:
-    "The usable images of the dataset at `data` (any layout) with their splits: `get_items`, checked."
+    "The usable images of the dataset at `data`, with their splits: `get_items`, checked."
     return usable_items(get_items(data, valid_pct, seed))
 
 # %% ../nbs/01b_check.ipynb #k054
@@ -251,16 +251,40 @@ def data_summary(items: pd.DataFrame) -> str:
     counts = items["split"].value_counts()
     sizes = " / ".join(f"{counts[s]} {s}" for s in ("train", "valid", "test") if s in counts)
     return (f"data: {items.attrs.get('layout', 'given')} layout, {sizes} images, "
-            f"{items['label'].nunique()} classes, validation split {items.attrs.get('valid_split')}")
+            f"{items['label'].nunique()} classes, "
+            f"validation split {items.attrs.get('valid_split')}")
 
 def dataset_notes(items: pd.DataFrame) -> list[str]:
-    "What ftbook does about the data, a line each: files skipped or read with care, unvalidated classes."
+    "What ftbook does about the data: skipped files, files read with care, unvalidated classes."
     lines = [f"skipped {p}: {why}" for p, why in items.attrs.get("skipped", [])]
-    lines += [f"{p}: {why}" for p, why in items.attrs.get("notes", [])]
+    lines += [f"{p}: {why}" for p, why in items.attrs.get("notes", [])] + _class_notes(items)
+    if "excluded" in items.attrs:  # what `exclude_listed` dropped
+        n, listing = items.attrs["excluded"]
+        lines.append(f"excluded {n} images listed in {listing}")
+    return lines
+
+def _class_notes(items: pd.DataFrame) -> list[str]:
+    "A line for each class with training images and none to validate it."
+    lines = []
     per_split = pd.crosstab(items["label"], items["split"])
     for label, row in per_split.iterrows():
         n = int(row.get("train", 0))
         if n and not row.get("valid", 0):
-            lines.append(f"class {label!r} has {n} training image{'s' * (n != 1)} and no validation "
-                         "image: it is trained on but never validated")
+            images = f"{n} training image{'s' * (n != 1)}"
+            lines.append(f"class {label!r} has {images} and no validation image: it is trained on "
+                         "but never validated")
     return lines
+
+# %% ../nbs/01b_check.ipynb #k057
+def exclude_listed(items: pd.DataFrame, listing) -> pd.DataFrame:
+    "`items` without the images listed in the file `listing` (CSV with `path`, or a path a line)."
+    listing = Path(listing)
+    if not listing.is_file(): raise FileNotFoundError(f"{listing}: no such file")
+    lines = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    if lines and "path" in lines[0].split(","):
+        lines = list(pd.read_csv(listing, dtype=str, keep_default_na=False)["path"])
+    drop = {str(Path(p).resolve()) for p in lines}
+    listed = items["path"].map(lambda p: str(Path(p).resolve())).isin(drop)
+    out = items[~listed].reset_index(drop=True)
+    out.attrs = dict(items.attrs, excluded=(int(listed.sum()), str(listing)))
+    return out

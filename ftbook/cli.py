@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .core import DEFAULT_ARCH, PRECISIONS, RunSettings, whole_number
-from .inference import predict  # noqa: F401 (the public API of release 0.1: ftbook.cli.predict)
+from .inference import predict  # noqa: F401 (release 0.1's public API: ftbook.cli.predict)
 from .schedule import METHODS
 
 # %% auto #0
@@ -37,14 +37,14 @@ class EpochPrinter:
               f"{r['accuracy']:>10.4f}{r['seconds']:>7.0f}s", file=file, flush=True)
 
 def run_report(m: dict, out) -> str:
-    "What `finetune` tells the user at the end: the saved model, its scores and their splits, files."
+    "What `finetune` tells the user at the end: the saved model, its scores and splits, the files."
     v = m["valid"]
     test = (f"; test accuracy {m['test']['accuracy']:.4f} (images nothing was chosen on)"
             if "test" in m else "")
     return "\n".join([
         f"saved model.pth: {m['saved']['model']}",
-        f"validation accuracy {v['accuracy']:.4f}, balanced {v['balanced_accuracy']:.4f} (the split "
-        f"that chose these weights: an optimistic estimate){test}",
+        f"validation accuracy {v['accuracy']:.4f}, balanced {v['balanced_accuracy']:.4f} "
+        f"(the split that chose these weights: an optimistic estimate){test}",
         f"learning rate {m['lr']:.2g}; {m['seconds']:.0f} s of training, {m['wall_seconds']:.0f} s "
         "in all",
         f"wrote {out}/: model.pth, last.pth, metrics.json, history.csv, split.csv, curves.png, "
@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check a dataset for problems, without changing it")
     c.add_argument("data", type=Path, help=LAYOUTS)
     c.add_argument("--json", action="store_true", help="print a machine-readable report")
+    c.add_argument("--labels", action="store_true",
+                   help="also find suspected label mistakes (cleanlab on a k-fold probe; --out)")
+    c.add_argument("--out", type=Path, default=None,
+                   help="write check.json here (and label_issues.csv, label_issues.png with --labels)")
+    c.add_argument("--folds", type=_count, default=5, help="--labels: folds of the probe")
     f = sub.add_parser("finetune", help="fine-tune a pretrained backbone on your images")
     f.add_argument("data", type=Path, help=LAYOUTS)
     f.add_argument("--out", type=Path, required=True, help="output folder")
@@ -100,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: bf16 on a GPU or a CPU with native bf16 (AMX), else fp32")
     f.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
+    f.add_argument("--exclude", type=Path, default=None,
+                   help="leave out the images listed in this file (a CSV with a path column)")
     f.add_argument("--quiet", action="store_true",
                    help="no progress bars, no data summary, no per-epoch lines (warnings stay)")
     e = sub.add_parser("evaluate",
@@ -142,15 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validations over a run's epochs on images (its best weights are kept)")
     z.add_argument("--lr-scale", type=float, default=1.0,
                    help="every method's default learning rate times this")
+    x = sub.add_parser("export", help="export a model to ONNX (float32 or int8), checked against PyTorch")
+    x.add_argument("model", type=Path)
+    x.add_argument("--format", choices=("onnx",), default="onnx")
+    x.add_argument("--int8", action="store_true",
+                   help="static int8 quantization, calibrated on training images")
+    x.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    x.add_argument("--data", type=Path, default=None,
+                   help="images to check and calibrate with (default: the run's split.csv)")
     b = sub.add_parser("bench", help="throughput: ceiling vs loop vs fastai, cached vs recomputed")
     b.add_argument("data", type=Path, help=LAYOUTS)
     b.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
+    b.add_argument("--steps", type=_count, default=20, help="timed steps per measurement")
     for q in (c, f, e, s, z, b):
         if q is not e:  # evaluate splits the data as the model's run did
             q.add_argument("--valid-pct", type=float, default=d.valid_pct,
                            help="without a validation split: the share of each class held out")
             q.add_argument("--seed", type=int, default=d.seed)
-    for q in (f, s, z, b):
+    for q in (c, f, s, z, b):
         q.add_argument("--arch", default=DEFAULT_ARCH,
                        help="efficientnet_lite0|lite2 (offline), resnet18|34, or any timm name")
         q.add_argument("--size", type=_count, default=None,
@@ -164,10 +180,12 @@ def say(command: str, line: str) -> None:
     "One line of ftbook's own on stderr: a note, a warning or an error of `command`."
     print(f"ftbook {command}: {line}", file=sys.stderr, flush=True)
 
-def _dataset(command: str, data, valid_pct: float, seed: int, quiet: bool = False):
-    "The dataset at `data`; its summary (unless `quiet`), then a line per note, on stderr."
-    from ftbook.check import data_summary, dataset_notes, load_dataset
+def _dataset(command: str, data, valid_pct: float, seed: int, quiet: bool = False,
+             exclude: Path | None = None):
+    "The dataset at `data` (less the images listed in `exclude`); its summary, then its notes."
+    from ftbook.check import data_summary, dataset_notes, exclude_listed, load_dataset
     items = load_dataset(data, valid_pct, seed)
+    if exclude is not None: items = exclude_listed(items, exclude)
     if not quiet: print(data_summary(items), flush=True)
     for note in dataset_notes(items): say(command, note)
     return items
@@ -179,6 +197,7 @@ def _size(args):
 
 def _check(args) -> int:
     from ftbook.check import check_dataset, format_report
+    if args.labels and args.out is None: raise ValueError("--labels writes its findings: give --out")
     report = check_dataset(args.data, args.valid_pct, args.seed)
     if not report.layout:  # no dataset there: the one error says why
         error = f"{report.issues[0].path}: {report.issues[0].reason}"
@@ -186,7 +205,23 @@ def _check(args) -> int:
               f"ftbook check: error: {error}", file=sys.stdout if args.json else sys.stderr)
         return 2
     print(report.to_json() if args.json else format_report(report))
+    if args.out:
+        from ftbook.core import write_atomic
+        write_atomic(report.to_json().encode(), args.out / "check.json")
+    if args.labels: _labels(args)
     return 0 if report.ok else 1
+
+def _labels(args) -> None:
+    "`check --labels`: the suspected label mistakes, counted per class, and their files."
+    import pandas as pd
+    from ftbook.labels import find_label_issues, write_label_issues
+    items = _dataset(args.command, args.data, args.valid_pct, args.seed, quiet=True)
+    issues = find_label_issues(items, args.arch, _size(args), args.folds, args.seed)
+    print(f"label check: {len(issues)} suspected label mistakes among {len(items)} images")
+    if len(issues):
+        print(pd.crosstab(issues.given, issues.split, margins=True, margins_name="all").to_string())
+    files = write_label_issues(issues, args.out)
+    print(f"wrote {', '.join(str(f) for f in files)} (nothing in the data was changed)")
 
 # %% ../nbs/09_cli.ipynb #c013
 def _settings(args) -> RunSettings:
@@ -223,8 +258,8 @@ def _finetune(args) -> int:
     progress = sys.stdout.isatty() and not args.quiet  # bars on a terminal only, never in a log
     with distributed():
         items = _dataset(args.command, args.data, s.valid_pct, s.seed,
-                         quiet=args.quiet or not is_main())
-        m = finetune(items, s, args.out, progress, args.resume, log)
+                         quiet=args.quiet or not is_main(), exclude=args.exclude)
+        m = finetune(items, s, args.out, progress, args.resume, log, _command_line())
     if m: print(run_report(m, args.out))  # rank 0 only
     return 0
 
@@ -297,7 +332,7 @@ def _bench(args) -> int:
     from ftbook.bench import bench
     from ftbook.models import get_backbone
     items = _dataset(args.command, args.data, args.valid_pct, args.seed)
-    res = bench(items, get_backbone(args.arch).name, _size(args), args.bs)
+    res = bench(items, get_backbone(args.arch).name, _size(args), args.bs, steps=args.steps)
     print(pd.DataFrame(res["table"]).round(1).to_string(index=False))
     print("ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in res["ratios"].items()))
     if args.out:
@@ -306,14 +341,24 @@ def _bench(args) -> int:
         print(f"wrote {args.out}")
     return 0
 
+def _export(args) -> int:
+    from ftbook.export import export_model
+    r = export_model(args.model, args.out, args.int8, args.data)
+    print(f"wrote {r['file']} ({r['format']}, {r['bytes'] / 1e6:.1f} MB; {args.model.name} "
+          f"{r['pth_bytes'] / 1e6:.1f} MB), {args.format} checked against PyTorch on "
+          f"{r['images']} images: largest logit difference {r['max_abs_logit_diff']:.2g}, "
+          f"top class the same on {r['top1_agreement']:.0%}")
+    return 0
+
 COMMANDS = {"check": _check, "finetune": _finetune, "evaluate": _evaluate, "predict": _predict,
-            "study": _study, "sizes": _sizes, "bench": _bench}
+            "study": _study, "sizes": _sizes, "export": _export, "bench": _bench}
 
 # %% ../nbs/09_cli.ipynb #c017
 def _resume_hint(args) -> str:
     "How to resume the interrupted run of `args`, if it left a checkpoint ('' if not)."
     out = getattr(args, "out", None)
-    if args.command != "finetune" or not (Path(out) / "checkpoints" / "last.pth").exists(): return ""
+    if args.command != "finetune" or not (Path(out) / "checkpoints" / "last.pth").exists():
+        return ""
     return f"ftbook finetune {args.data} --out {out} --resume"
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     from ftbook.core import WriteFailed
     with warnings.catch_warnings():
         warnings.simplefilter("default")
+        for noise in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+            warnings.simplefilter("ignore", noise)  # libraries' code: nothing a user can act on
         warnings.showwarning = lambda message, *_, **__: say(
             args.command, f"note: {str(message).splitlines()[0]}")
         try:
@@ -342,6 +389,6 @@ def main(argv: list[str] | None = None) -> int:
             kept = f"; the last complete checkpoint is kept: once fixed, {hint}" if hint else ""
             say(args.command, f"error: {e}{kept}")
             return 1
-        except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
+        except (FileNotFoundError, ValueError, RuntimeError, OSError, ImportError) as e:
             say(args.command, f"error: {e}")
             return 1

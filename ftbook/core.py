@@ -17,8 +17,8 @@ import numpy as np
 __all__ = ['PROFILES', 'DEFAULT_ARCH', 'PRECISIONS', 'HISTORY_COLUMNS', 'DATASETS', 'DATA_NAME', 'default_device', 'Profile',
            'get_profile', 'get_arch', 'seed_everything', 'whole_number', 'RunSettings', 'history_frame',
            'phase_throughput', 'DataUnavailable', 'cache_dir', 'download_data', 'data_root', 'results_dir',
-           'save_result', 'load_results', 'WriteFailed', 'write_atomic', 'device_name', 'git_commit', 'provenance',
-           'ResultsLog', 'describe_run']
+           'save_result', 'load_results', 'WriteFailed', 'write_atomic', 'save_figure', 'device_name', 'git_commit',
+           'provenance', 'ResultsLog', 'needs', 'describe_run']
 
 # %% ../nbs/00_core.ipynb #c006
 def default_device() -> "torch.device":
@@ -239,6 +239,16 @@ def write_atomic(data: bytes, path: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise WriteFailed(path, e) from None
 
+# %% ../nbs/00_core.ipynb #c034x2
+def save_figure(fig, path: Path, dpi: int = 100) -> None:
+    "Save a matplotlib figure through `write_atomic` (a full disk leaves the old file), close it."
+    import io
+    import matplotlib.pyplot as plt
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
+    plt.close(fig)
+    write_atomic(buffer.getvalue(), Path(path))
+
 # %% ../nbs/00_core.ipynb #c035b
 def device_name(device=None) -> str:
     "The device in words: the GPU's name, or the CPU's model, its cores and torch's threads."
@@ -326,6 +336,14 @@ class ResultsLog:
 def _append_csv(frame, file: Path) -> None:
     "Append the rows of `frame` to the CSV `file`, with a header if it is new."
     frame.to_csv(file, mode="a", header=not file.exists(), index=False)
+
+# %% ../nbs/00_core.ipynb #c035g
+def needs(module: str, extra: str):
+    "Import the optional `module`, or raise a one-line `ImportError` naming the extra to install."
+    import importlib
+    try: return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{module} is not installed: pip install 'ftbook[{extra}]'") from None
 
 # %% ../nbs/00_core.ipynb #c037
 def describe_run(profile: Profile | None = None, arch: str | None = None) -> str:

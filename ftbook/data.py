@@ -159,8 +159,8 @@ def score_splits(items: pd.DataFrame, valid_pct: float = 0.2, seed: int = 0) -> 
     if (items["split"] == "test").any(): return items
     out = split_valid(items.assign(split=items["split"].replace("valid", "test")), valid_pct, seed)
     out = out.assign(is_valid=out["split"] == "valid")
-    out.attrs = dict(items.attrs, valid_split=f"{valid_pct:.0%} of each class's train/, seed {seed}",
-                     test_split="the validation folder")
+    made = f"{valid_pct:.0%} of each class's train/, seed {seed}"
+    out.attrs = dict(items.attrs, valid_split=made, test_split="the validation folder")
     return out
 
 # %% ../nbs/01_data.ipynb #c031

@@ -150,7 +150,7 @@ class EpochRecorder(Callback):
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c023
 def fastai_history(learn: Learner) -> pd.DataFrame:
-    "The per-epoch history of `learn` (recorded by its `EpochRecorder` callback) in the shared format."
+    "The per-epoch history of `learn` (recorded by its `EpochRecorder`) in the shared format."
     stats = [cb for cb in learn.cbs if isinstance(cb, EpochRecorder)]
     if not stats: raise ValueError("this Learner has no EpochRecorder callback: add one in `cbs`")
     return history_frame(stats[0].rows)
@@ -240,7 +240,7 @@ def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int | None 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c076c
 def train_fastai(items: pd.DataFrame, s, epochs: int, out: Path, progress: bool, resume: bool,
                  log=None) -> tuple:
-    "fastai's `fine_tune` as `ftbook finetune` runs it: (history, our model with the best weights, lr)."
+    "fastai's `fine_tune` as `ftbook finetune` runs it: (history, our model, best weights, lr)."
     import torch.distributed as dist
     from fastai.callback.tracker import SaveModelCallback
     from ftbook.models import create_model, remap_state_dict

@@ -10,8 +10,8 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .core import RunSettings, write_atomic
-from .inference import load_model, save_figure, save_model, score
+from .core import RunSettings, provenance, save_figure, write_atomic
+from .inference import load_model, save_model, score
 from .schedule import epochs_for, get_method, method_plan
 
 # %% auto #0
@@ -49,8 +49,8 @@ def resolve(s: RunSettings) -> RunSettings:
     return replace(s, arch=arch, size=s.size or view_size(arch))
 
 def finetune(items, s: RunSettings, out: Path, progress: bool = True, resume: bool = False,
-             log=None) -> dict:
-    "Fine-tune on `items` (a `load_dataset` table) as `s` says; write model, history, metrics to `out`."
+             log=None, command: str = "ftbook.finetune.finetune") -> dict:
+    "Fine-tune on `items` (from `load_dataset`) as `s` says; write the model and metrics to `out`."
     from ftbook.train import is_main
     out, t0, s = Path(out), time.perf_counter(), resolve(s)
     write_atomic(items[["path", "label", "split"]].to_csv(index=False).encode(), out / "split.csv")
@@ -66,8 +66,8 @@ def finetune(items, s: RunSettings, out: Path, progress: bool = True, resume: bo
               for split in ("valid", "test") if (items.split == split).any()}
     write_atomic(hist.to_csv(index=False).encode(), out / "history.csv")
     save_figure(plot_curves(hist, f"{s.method} · {s.arch} · {s.size}px"), out / "curves.png")
-    metrics = _metrics(hist, s, items, vocab, dict(main_epochs=epochs, lr=lr), saved, scores,
-                       time.perf_counter() - t0)
+    info = dict(main_epochs=epochs, lr=lr, provenance=provenance(command))
+    metrics = _metrics(hist, s, items, vocab, info, saved, scores, time.perf_counter() - t0)
     write_atomic(json.dumps(metrics, indent=2).encode(), out / "metrics.json")
     return metrics
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MODEL_KEYS', 'save_model', 'load_model', 'model_outputs', 'save_figure', 'score', 'image_files', 'readable_batches',
-           'predict_table', 'predict', 'evaluate_model']
+__all__ = ['MODEL_KEYS', 'ONNX_KEY', 'save_model', 'load_model', 'OnnxModel', 'load_onnx', 'model_outputs', 'score',
+           'image_files', 'readable_batches', 'predict_table', 'predict', 'evaluate_model']
 
 # %% ../nbs/07_inference.ipynb #i009
 MODEL_KEYS = ("arch", "head", "vocab", "size", "stats", "precision")  # what loading needs
@@ -22,15 +22,50 @@ def save_model(model, meta: dict, path) -> None:
     save_atomic(dict(meta, state_dict=model.state_dict()), path)
 
 def load_model(path) -> tuple:
-    "(model in eval mode, its metadata) from a file of `save_model`; a one-line error otherwise."
+    "(model in eval mode, its metadata) from a file of `save_model` or an exported `.onnx` file."
     from ftbook.models import create_model
     from ftbook.train import ModelFileError, read_checkpoint
+    if Path(path).suffix.lower() == ".onnx": return load_onnx(path)
     ck = read_checkpoint(path)
     if not isinstance(ck, dict) or "state_dict" not in ck or not set(MODEL_KEYS) <= set(ck):
         raise ModelFileError(f"{path}: not a model written by `ftbook finetune`")
     model = create_model(ck["arch"], len(ck["vocab"]), pretrained=False, head=ck["head"])
     model.load_state_dict(ck["state_dict"])
     return model.eval(), {k: v for k, v in ck.items() if k != "state_dict"}
+
+# %% ../nbs/07_inference.ipynb #i012c
+ONNX_KEY = "ftbook"  # the metadata entry of an exported model: the model file's metadata, as JSON
+
+class OnnxModel:
+    "An exported model run by onnxruntime, called like a PyTorch model on a batch of images."
+    def __init__(self, path):
+        from ftbook.core import needs
+        ort = needs("onnxruntime", "deploy")
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x):
+        import torch
+        batch = x.detach().cpu().contiguous().float().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input: batch})[0])
+
+    def eval(self): return self
+    def to(self, *args, **kwargs): return self
+
+def load_onnx(path) -> tuple:
+    "(an `OnnxModel`, its metadata) from an `.onnx` file written by `ftbook export`."
+    import json
+    from ftbook.core import needs
+    from ftbook.train import ModelFileError
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
+    needs("onnxruntime", "deploy")
+    try: model = OnnxModel(path)
+    except Exception as e:
+        raise ModelFileError(f"{path}: not an ONNX model ({type(e).__name__})") from None
+    meta = model.session.get_modelmeta().custom_metadata_map.get(ONNX_KEY)
+    if meta is None: raise ModelFileError(f"{path}: not a model exported by `ftbook export`")
+    return model, json.loads(meta)
 
 # %% ../nbs/07_inference.ipynb #i014
 def model_outputs(model, meta: dict, batches, tta: bool = False) -> tuple:
@@ -44,6 +79,7 @@ def model_outputs(model, meta: dict, batches, tta: bool = False) -> tuple:
 # %% ../nbs/07_inference.ipynb #i016
 def _top_losses(items, probs, pred, vocab: list, path: Path, k: int = 12) -> None:
     "A grid of the `k` most confidently wrong images: predicted / actual / probability."
+    from ftbook.core import save_figure
     from ftbook.data import load_rgb, show_images
     wrong = [i for i in range(len(items)) if vocab[pred[i]] != items.label.iloc[i]]
     worst = sorted(wrong, key=lambda i: -float(probs[i, pred[i]]))[:k]
@@ -55,22 +91,12 @@ def _top_losses(items, probs, pred, vocab: list, path: Path, k: int = 12) -> Non
                       suptitle="most confidently wrong: predicted / actual")
     save_figure(fig, path)
 
-def save_figure(fig, path: Path, dpi: int = 100) -> None:
-    "Save a matplotlib figure atomically (a full disk leaves the old file) and close it."
-    import io
-    import matplotlib.pyplot as plt
-    from ftbook.core import write_atomic
-    buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
-    plt.close(fig)
-    write_atomic(buffer.getvalue(), Path(path))
-
 def score(model, meta: dict, items, out: Path | None = None, bs: int = 32,
           tta: bool = False) -> dict:
     "Accuracy, balanced accuracy, per-class precision/recall/F1 of `model` on `items`, files."
     import pandas as pd
     from sklearn.metrics import ConfusionMatrixDisplay, precision_recall_fscore_support
-    from ftbook.core import write_atomic
+    from ftbook.core import save_figure, write_atomic
     from ftbook.data import DataError, image_loader
     vocab = meta["vocab"]
     unknown = sorted(set(items.label) - set(vocab))
@@ -159,5 +185,6 @@ def evaluate_model(model_file, data, split: str = "valid", out: Path | None = No
     model, meta = load_model(model_file)
     items = load_dataset(data, meta.get("valid_pct", 0.2), meta.get("seed", 0))
     rows = items[items["split"] == split]
-    if rows.empty: raise DataError(data, f"no {split} split (a {split}/ folder or split={split} rows)")
+    if rows.empty:
+        raise DataError(data, f"no {split} split (a {split}/ folder or split={split} rows)")
     return dict(score(model, meta, rows, out, tta=tta), skipped=items.attrs["skipped"])

@@ -156,7 +156,7 @@ METHODS = {
     "probe": Method(lambda e, n, lr, p, top: plan_probe(e, lr), 5e-3, False,
                     "epochs of the head alone, on cached features (a linear probe)"),
     "lp_ft": Method(lambda e, n, lr, p, top: plan_lp_ft(p, e, n, lr, top), 5e-3, False,
-                    "epochs of the --top body groups and the head, after a probe of --probe-epochs"),
+                    "epochs of the --top body groups and the head, after --probe-epochs of probe"),
     "scratch": Method(lambda e, n, lr, p, top: plan_scratch(e, lr), 2e-3, True,
                       "epochs of everything, from random weights", pretrained=False),
     "fastai": Method(lambda e, n, lr, p, top: plan_fine_tune(e, lr), 2e-3, True,

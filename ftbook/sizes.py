@@ -57,7 +57,8 @@ def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, budget: Budge
     test_loss, test_accuracy = evaluate(run.model, test_dl, device)
     best = h.loc[h.valid_loss.idxmin()]
     last_phase = h.phase.iloc[-1]
-    row = dict(n_train=n_train, n_classes=len(vocab), bs=bs, lr=lr, epochs=len(h), steps_per_epoch=len(run.dls[0]),
+    row = dict(n_train=n_train, n_classes=len(vocab), bs=bs, lr=lr, epochs=len(h),
+               steps_per_epoch=len(run.dls[0]),
                best_epoch=int(best.epoch), best_phase=best.phase,
                best_in_last_phase=best.phase == last_phase, valid_loss=best.valid_loss,
                valid_accuracy=best.accuracy, test_loss=test_loss, test_accuracy=test_accuracy,

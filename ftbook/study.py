@@ -215,7 +215,7 @@ def budget_study(items: pd.DataFrame, name: str, budgets: tuple = (5, 10), seeds
 # %% ../nbs/05_overfitting.ipynb #c044b
 def study_verdicts(runs: pd.DataFrame, name: str, arch: str, size: int, per_class: int | None,
                    budgets: tuple) -> list[str]:
-    "One verdict per selection rule on test accuracy, from a study's `runs.csv` rows of one setting."
+    "One verdict per selection rule, on test accuracy, from the `runs.csv` rows of one setting."
     same = ((runs.dataset == name) & (runs.arch == arch) & (runs["size"] == size)
             & (runs.per_class.astype(str) == str(per_class or "all")))
     short, long = (f"fine_tune({k})" for k in budgets)

@@ -22,8 +22,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from .core import (PRECISIONS, default_device, history_frame, phase_throughput, seed_everything,
-                         write_atomic)
+from .core import (PRECISIONS, default_device, history_frame, phase_throughput,
+                         seed_everything, write_atomic)
 from .data import torch_loaders
 from .models import (create_model, freeze_to, frozen_count, get_backbone, layer_groups,
                            set_bn_eval)
@@ -105,8 +105,9 @@ def read_checkpoint(path) -> dict:
     try: return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         if isinstance(e, pickle.UnpicklingError) and "GLOBAL" in str(e):  # a Python object
-            raise ModelFileError(f"{path}: refused: it holds Python objects, not only tensors and "
-                                 "plain values, and reading them could run code from the file") from None
+            raise ModelFileError(f"{path}: refused: it holds Python objects, not only tensors "
+                                 "and plain values, and reading them could run code from the file"
+                                 ) from None
         raise ModelFileError(f"{path}: not a model file ({type(e).__name__})") from None
 
 @dataclass
@@ -212,7 +213,7 @@ def world_sum(*xs: float) -> list[float]:
 # %% ../nbs/04_layerwise.ipynb #c030e
 @contextmanager
 def distributed():
-    "Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on GPUs, gloo on CPUs), then leave."
+    "Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on GPUs, gloo on CPUs); leave."
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
         yield
         return
@@ -423,7 +424,8 @@ def valley(lrs: list, losses: list) -> float:
     return float(lrs[start + int(third) + int(third / 2)])
 
 def lr_find(run: Run, stage: Stage, train_bn: bool = False, start: float = 1e-7, end: float = 10,
-            steps: int = 100, device=None, amp: str | bool | None = None) -> tuple[float, "pd.DataFrame"]:
+            steps: int = 100, device=None,
+            amp: str | bool | None = None) -> tuple[float, "pd.DataFrame"]:
     "The `valley` suggestion and the (lr, loss, smoothed) sweep of `stage`; weights restored."
     import pandas as pd
     device = device or default_device()

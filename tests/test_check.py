@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import EXPECTED, UNREADABLE, build_broken, snapshot
-from ftbook.check import Issue, check_dataset, check_main, format_report, make_synthetic, usable_items
+from ftbook.check import Issue, check_dataset, format_report, load_dataset, make_synthetic, usable_items
 from ftbook.data import DataError, get_items, torch_loaders, HALF_STATS
 
 
@@ -72,7 +72,7 @@ def test_unreadable_layouts_are_one_error_listing_the_layouts(tmp_path, make, re
     r = check_dataset(path)
     assert not r.ok and len(r.errors) == 1 and reason in r.errors[0].reason, r.issues
     with pytest.raises(DataError, match="accepted layouts|split values"): get_items(path)
-    assert check_main(path) == 2
+    assert r.layout == ""  # no dataset there: `ftbook check` exits 2 (tests/test_cli.py)
 
 
 def test_ignored_files_and_two_validation_folders(tmp_path):
@@ -100,37 +100,22 @@ def test_csv_with_missing_files_and_a_single_image_class(tmp_path):
     assert any("only in training ['odd']" in i.reason for i in r.errors)  # one image: nothing to validate it
 
 
-def test_check_main_exit_codes_and_json(broken, tmp_path, capsys):
-    assert check_main(broken) == 0
-    assert "verdict: usable" in capsys.readouterr().out
-    one = make_synthetic(tmp_path / "one", classes=("circle",), n_train=2, n_valid=1)
-    assert check_main(one, as_json=True) == 1
-    assert json.loads(capsys.readouterr().out)["n_errors"] == 1
-    assert check_main(tmp_path / "missing", as_json=True) == 2
-    d = json.loads(capsys.readouterr().out)
-    assert d["ok"] is False and "accepted layouts" in d["error"]
-
-
-def test_usable_items_skips_unreadable_with_one_warning(broken):
+def test_usable_items_records_what_it_skipped(broken):
     items = get_items(broken)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing through Python's warning machinery
         ok = usable_items(items)
-    assert len(caught) == 1
-    msg = str(caught[0].message)
-    assert all(name in msg for name in UNREADABLE)
+    assert {Path(p).name for p, _ in ok.attrs["skipped"]} == UNREADABLE
     assert set(items.path) - set(ok.path) == {p for p in items.path if Path(p).name in UNREADABLE}
     assert list(ok.index) == list(range(len(ok)))
+    assert ok.attrs["layout"] == "folders"
 
 
 def test_nothing_is_modified(tmp_path):
     root = build_broken(tmp_path / "data")
     before = snapshot(root)
     check_dataset(root)
-    check_main(root, as_json=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        items = usable_items(get_items(root))
+    items = load_dataset(root)
     for cache in (True, False):
         for dl in torch_loaders(items, 32, HALF_STATS, bs=8, cache_images=cache):
             for _ in dl: pass

@@ -17,7 +17,8 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     import torch, torch.distributed as dist
     from ftbook.data import get_items
-    from ftbook.train import fit, plan_fine_tune, setup_run
+    from ftbook.schedule import plan_fine_tune
+    from ftbook.train import fit, setup_run
     dist.init_process_group("gloo")
     run = setup_run(get_items(sys.argv[1]), "efficientnet_lite0", size=32, bs=4, seed=0, pretrained=False)
     h = fit(*run, plan_fine_tune(1), seed=0, device=torch.device("cpu"))

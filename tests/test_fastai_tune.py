@@ -10,7 +10,7 @@ import pytest
 
 from ftbook.check import make_synthetic
 from ftbook.data import HALF_STATS, get_items
-from ftbook.fastai_tune import EpochStats, ScheduleRecorder, fastai_dls, fastai_history, fastai_learner, run_fastai
+from ftbook.fastai_tune import EpochRecorder, ScheduleRecorder, fastai_dls, fastai_history, fastai_learner, run_fastai
 
 ARCH, SIZE, BS, EPOCHS = "efficientnet_lite0", 32, 8, 2
 
@@ -22,10 +22,10 @@ def items(tmp_path_factory):
 
 def test_history_needs_epoch_stats(items):
     learn = fastai_learner(fastai_dls(items, SIZE, HALF_STATS, bs=BS), ARCH, pretrained=False)
-    with pytest.raises(ValueError, match="EpochStats"):
+    with pytest.raises(ValueError, match="EpochRecorder"):
         fastai_history(learn)
     learn = fastai_learner(fastai_dls(items, SIZE, HALF_STATS, bs=BS), ARCH, pretrained=False,
-                           cbs=[ScheduleRecorder(), EpochStats()])
+                           cbs=[ScheduleRecorder(), EpochRecorder()])
     assert len(fastai_history(learn)) == 0
 
 

@@ -32,7 +32,8 @@ def wheel(tmp_path_factory):
 
 def test_wheel_contents(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for mod in ["core", "data", "check", "models", "fastai_tune", "train", "study", "sizes", "bench", "cli"]:
+    for mod in ["core", "data", "check", "schedule", "models", "fastai_tune", "train", "inference",
+                "finetune", "study", "sizes", "bench", "cli"]:
         assert f"ftbook/{mod}.py" in names
     assert not [n for n in names if n.endswith(".ipynb") or n.startswith("tests/")]
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
@@ -67,5 +68,6 @@ def test_import_is_light():
     secs, fastai, torch, ipython = run(sys.executable, "-c", code).split()
     assert (fastai, torch, ipython) == ("False", "False", "False")
     assert float(secs) < 1.0
-    code = "import sys; import ftbook.train, ftbook.study, ftbook.sizes, ftbook.check; print('fastai' in sys.modules)"
+    code = ("import sys; import ftbook.train, ftbook.study, ftbook.sizes, ftbook.check, ftbook.finetune, "
+            "ftbook.inference; print('fastai' in sys.modules)")
     assert run(sys.executable, "-c", code).strip() == "False"  # the loop never needs fastai

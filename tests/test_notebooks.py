@@ -49,3 +49,29 @@ def test_no_semicolon_joined_statements_in_the_package():
             if isinstance(body, list):
                 joined += [f"{f.name}:{a.lineno}" for a, b in zip(body, body[1:]) if a.end_lineno == b.lineno]
     assert len(joined) <= 5, joined
+
+
+@pytest.mark.parametrize("nb", NBS, ids=[p.name for p in NBS])
+def test_every_page_can_install_ftbook_first(nb):
+    "Launched on Colab or Binder, a chapter installs the package in its first code cell (a no-op elsewhere)."
+    cells = json.loads(nb.read_text())["cells"]
+    first_code = next(c for c in cells if c["cell_type"] == "code")
+    assert 'importlib.util.find_spec("ftbook") is None' in "".join(first_code["source"])
+
+
+def test_the_publish_workflow_builds_and_deploys_the_book():
+    import yaml
+    root = NBS[0].parents[1]
+    wf = yaml.safe_load((root / ".github" / "workflows" / "book.yml").read_text())
+    assert wf[True]["push"]["branches"] == ["main"] and "workflow_dispatch" in wf[True]  # YAML's `on:` is True
+    assert wf["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
+    build, deploy = wf["jobs"]["build"], wf["jobs"]["deploy"]
+    uses = [step.get("uses", "").split("@")[0] for step in build["steps"]]
+    assert uses[:2] == ["actions/checkout", "actions/setup-python"]
+    assert any(step.get("run") == "make book" for step in build["steps"])
+    upload = next(step for step in build["steps"] if step.get("uses", "").startswith("actions/upload-pages"))
+    assert upload["with"]["path"] == "_build/html"
+    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages")
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    assert {"binderhub_url", "colab_url"} <= set(config["launch_buttons"]) and config["repository"]["url"]
