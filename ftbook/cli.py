@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--labels", action="store_true",
                    help="also find suspected label mistakes (cleanlab on a k-fold probe; --out)")
     c.add_argument("--out", type=Path, default=None,
-                   help="write check.json here (and label_issues.csv, label_issues.png with --labels)")
+                   help="write check.json here (with --labels: label_issues.csv and .png too)")
     c.add_argument("--folds", type=_count, default=5, help="--labels: folds of the probe")
     f = sub.add_parser("finetune", help="fine-tune a pretrained backbone on your images")
     f.add_argument("data", type=Path, help=LAYOUTS)
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validations over a run's epochs on images (its best weights are kept)")
     z.add_argument("--lr-scale", type=float, default=1.0,
                    help="every method's default learning rate times this")
-    x = sub.add_parser("export", help="export a model to ONNX (float32 or int8), checked against PyTorch")
+    x = sub.add_parser("export", help="export a model to ONNX (float32 or int8), checked on images")
     x.add_argument("model", type=Path)
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.add_argument("--int8", action="store_true",
@@ -197,7 +197,8 @@ def _size(args):
 
 def _check(args) -> int:
     from ftbook.check import check_dataset, format_report
-    if args.labels and args.out is None: raise ValueError("--labels writes its findings: give --out")
+    if args.labels and args.out is None:
+        raise ValueError("--labels writes its findings: give --out")
     report = check_dataset(args.data, args.valid_pct, args.seed)
     if not report.layout:  # no dataset there: the one error says why
         error = f"{report.issues[0].path}: {report.issues[0].reason}"
@@ -313,7 +314,7 @@ def _sizes(args) -> int:
     from ftbook.core import ResultsLog
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
-    from ftbook.sizes import RUN_KEYS, Budget, crossovers, size_grid
+    from ftbook.sizes import RUN_KEYS, Budget, crossovers, save_size_plots, size_grid
     def on_run(r):
         print(f"{r['dataset']:>16} {r['per_class']!s:>5}/class {r['method']:>9} seed {r['seed']}: "
               f"test accuracy {r['test_accuracy']:.3f} ({r['seconds']:.0f} s)", flush=True)
@@ -324,7 +325,9 @@ def _sizes(args) -> int:
                      _size(args), budget, tuple(args.methods), args.lr_scale,
                      ResultsLog(args.out, RUN_KEYS, _command_line()), on_run=on_run)
     print("\n".join(crossovers(grid, budget, args.lr_scale)))
-    print(f"wrote {args.out}/: runs.csv, curves.csv, provenance.json")
+    save_size_plots(grid[(grid.steps == budget.steps) & (grid.probe_steps == budget.probe_steps)
+                         & (grid.lr_scale == args.lr_scale)], args.out)
+    print(f"wrote {args.out}/: runs.csv, curves.csv, provenance.json, sizes.png, compute.png")
     return 0
 
 def _bench(args) -> int:

@@ -18,7 +18,7 @@ __all__ = ['PROFILES', 'DEFAULT_ARCH', 'PRECISIONS', 'HISTORY_COLUMNS', 'DATASET
            'get_profile', 'get_arch', 'seed_everything', 'whole_number', 'RunSettings', 'history_frame',
            'phase_throughput', 'DataUnavailable', 'cache_dir', 'download_data', 'data_root', 'results_dir',
            'save_result', 'load_results', 'WriteFailed', 'write_atomic', 'save_figure', 'device_name', 'git_commit',
-           'provenance', 'ResultsLog', 'needs', 'describe_run']
+           'provenance', 'ResultsLog', 'Reference', 'reference_dir', 'reference', 'needs', 'describe_run']
 
 # %% ../nbs/00_core.ipynb #c006
 def default_device() -> "torch.device":
@@ -336,6 +336,40 @@ class ResultsLog:
 def _append_csv(frame, file: Path) -> None:
     "Append the rows of `frame` to the CSV `file`, with a header if it is new."
     frame.to_csv(file, mode="a", header=not file.exists(), index=False)
+
+# %% ../nbs/00_core.ipynb #c035j
+@dataclass
+class Reference:
+    "A results folder read back: one row per run, the per-epoch curves, and its provenance."
+    name: str
+    runs: "pd.DataFrame"
+    curves: "pd.DataFrame"
+    provenance: dict
+
+    def line(self) -> str:
+        "Where these results come from, in one line."
+        first, last = self.provenance["invocations"][0], self.provenance["invocations"][-1]
+        commands = "; ".join(dict.fromkeys(i["command"] for i in self.provenance["invocations"]))
+        hours = self.provenance["wall_seconds"] / 3600
+        return (f"`{commands}` — ftbook {last['ftbook']}, commit {str(last['commit'])[:7]}, "
+                f"{first['date'][:10]}, {last['device']}, torch {last['torch']}; "
+                f"{len(self.runs)} runs, {hours:.1f} h of wall time")
+
+def reference_dir() -> Path:
+    "The book's reference results: `$FTBOOK_REFERENCE`, else the repository's `results/` folder."
+    import ftbook
+    return Path(os.environ.get("FTBOOK_REFERENCE") or Path(ftbook.__file__).parents[1] / "results")
+
+def reference(name: str) -> Reference:
+    "The reference results `name` (a folder of `reference_dir()` written by a `ResultsLog`)."
+    import json
+    import pandas as pd
+    folder = reference_dir() / name
+    if not (folder / "runs.csv").exists():
+        raise FileNotFoundError(f"{folder}: no reference results "
+                                "(bash results/reference.sh makes them)")
+    return Reference(name, pd.read_csv(folder / "runs.csv"), pd.read_csv(folder / "curves.csv"),
+                     json.loads((folder / "provenance.json").read_text()))
 
 # %% ../nbs/00_core.ipynb #c035g
 def needs(module: str, extra: str):

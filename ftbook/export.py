@@ -91,7 +91,8 @@ def export_model(model_file, out, int8: bool = False, data=None, n_check: int = 
     import tempfile
     from ftbook.inference import OnnxModel
     t0, out = time.perf_counter(), Path(out)
-    if out.suffix.lower() != ".onnx": raise ValueError(f"{out}: the exported file must end in .onnx")
+    if out.suffix.lower() != ".onnx":
+        raise ValueError(f"{out}: the exported file must end in .onnx")
     model, meta = load_model(model_file)
     if isinstance(model, OnnxModel): raise ValueError(f"{model_file}: already an ONNX model")
     meta = dict(meta, precision="fp32")  # an ONNX file runs as it is: no autocast

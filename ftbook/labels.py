@@ -75,7 +75,7 @@ def label_issues(items: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
 # %% ../nbs/04b_labels.ipynb #l018
 def find_label_issues(items: pd.DataFrame, arch: str | None = None, size: int = 224,
                       folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    "The suspected label mistakes of `items` (every split), ranked: features, k-fold probe, cleanlab."
+    "The suspected label mistakes of `items` (every split), ranked: features, probe, cleanlab."
     needs("cleanlab", "labels")
     seed_everything(seed)
     X = dataset_features(items, arch, size)
@@ -104,7 +104,7 @@ def write_label_issues(issues: pd.DataFrame, out: Path, k: int = 24) -> list[Pat
 
 # %% ../nbs/04b_labels.ipynb #l021
 def flip_labels(items: pd.DataFrame, share: float = 0.05, seed: int = 0) -> tuple:
-    "A copy of `items` with `share` of the training labels moved to another class; the flipped index."
+    "A copy of `items` with `share` of the training labels moved to another class; their index."
     rng = np.random.default_rng(seed)
     train = items.index[items["split"] == "train"]
     flipped = rng.choice(train, size=max(1, round(share * len(train))), replace=False)

@@ -20,7 +20,7 @@ from .train import evaluate, fit, setup_run
 
 # %% auto #0
 __all__ = ['SIZE_METHODS', 'RUN_KEYS', 'Budget', 'size_run', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe',
-           'crossover', 'plot_sizes', 'crossover_text', 'crossovers']
+           'crossover', 'plot_sizes', 'crossover_text', 'crossovers', 'convergence', 'doubling', 'save_size_plots']
 
 # %% ../nbs/05b_sizes.ipynb #s010
 SIZE_METHODS = ("probe", "fine_tune", "lp_ft")
@@ -159,10 +159,39 @@ def crossover_text(diffs: pd.DataFrame) -> list[str]:
         out.append(f"{d}, {m}: {verdict}")
     return out
 
-# %% ../nbs/05b_sizes.ipynb #s026
 def crossovers(grid: pd.DataFrame, budget: Budget = Budget(), lr_scale: float = 1.0) -> list[str]:
     "The crossover sentences of the runs of `grid` made with `budget` and `lr_scale`."
     g = grid[(grid.steps == budget.steps) & (grid.probe_steps == budget.probe_steps)
              & (grid.lr_scale == lr_scale)]
     methods = [m for m in dict.fromkeys(g.method) if m != "probe"]
     return crossover_text(pd.concat([vs_probe(g, m) for m in methods], ignore_index=True))
+
+# %% ../nbs/05b_sizes.ipynb #s019
+def convergence(grid: pd.DataFrame) -> pd.DataFrame:
+    "Per dataset, size and method: runs, and the share whose best weights came at their last epoch."
+    g = grid.assign(best_at_end=grid.best_epoch == grid.epochs)
+    out = g.groupby(["dataset", "per_class", "method"], sort=False).agg(
+        runs=("seed", "size"), best_at_end=("best_at_end", "mean"),
+        best_epoch=("best_epoch", "median"), epochs=("epochs", "median"))
+    return out.reset_index()
+
+def doubling(base: pd.DataFrame, doubled: pd.DataFrame, score: str = "test_accuracy"):
+    "Per dataset, size and method in both: doubled minus base `score`, paired by seed, interval."
+    rows = []
+    for (d, n, m), g in doubled.groupby(["dataset", "per_class", "method"], sort=False):
+        b = base[(base.dataset == d) & (base.per_class.astype(str) == str(n)) & (base.method == m)]
+        pair = g.merge(b, on="seed", suffixes=("_2x", ""))
+        iv = paired_interval(pair[score], pair[f"{score}_2x"])
+        rows.append(dict(dataset=d, per_class=n, method=m, base=pair[score].mean(),
+                         doubled=pair[f"{score}_2x"].mean(), diff=iv.mean, lo=iv.lo, hi=iv.hi,
+                         seeds=iv.n))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/05b_sizes.ipynb #s029
+def save_size_plots(grid: pd.DataFrame, folder: Path) -> list:
+    "Write `sizes.png` (accuracy by images per class) and `compute.png` (by seconds) into `folder`."
+    from ftbook.core import save_figure
+    summary = size_summary(grid)
+    files = [Path(folder) / "sizes.png", Path(folder) / "compute.png"]
+    for x, file in zip(("per_class", "seconds"), files): save_figure(plot_sizes(summary, x), file)
+    return files
