@@ -54,6 +54,7 @@ test: check-export test-py test-nbs
 
 book: $(STAMP) export
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_book.py
 	@echo "Book built: open file://$(abspath _build/html/index.html)"
 
 clean:
