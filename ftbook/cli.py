@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--lr-scale", type=float, default=1.0,
                    help="every method's default learning rate times this")
     x = sub.add_parser("export", help="export a model to ONNX (float32 or int8), checked on images")
-    x.add_argument("model", type=Path)
+    x.add_argument("model", type=Path, help="model.pth, or a float32 .onnx file to quantize")
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.add_argument("--int8", action="store_true",
                    help="static int8 quantization, calibrated on training images")

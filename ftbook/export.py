@@ -94,13 +94,15 @@ def export_model(model_file, out, int8: bool = False, data=None, n_check: int = 
     if out.suffix.lower() != ".onnx":
         raise ValueError(f"{out}: the exported file must end in .onnx")
     model, meta = load_model(model_file)
-    if isinstance(model, OnnxModel): raise ValueError(f"{model_file}: already an ONNX model")
+    onnx_in = isinstance(model, OnnxModel)
+    if onnx_in and (not int8 or "quantized" in meta):
+        raise ValueError(f"{model_file}: already an ONNX model (a float32 one can be given --int8)")
     meta = dict(meta, precision="fp32")  # an ONNX file runs as it is: no autocast
     batch = image_batch(export_images(model_file, data, "valid", n_check), meta)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
-        to_onnx(model, meta, fp32, meta["size"])
+        fp32 = Path(model_file) if onnx_in else Path(tmp) / "fp32.onnx"
+        if not onnx_in: to_onnx(model, meta, fp32, meta["size"])
         if int8:
             calibration = image_batch(export_images(model_file, data, "train", n_calibrate), meta)
             quantize(fp32, out, calibration, meta)

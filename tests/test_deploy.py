@@ -67,8 +67,9 @@ def trained(tmp_path_factory):
 
 def test_export_round_trip_gives_the_same_labels(trained, tmp_path):
     shapes, model = trained
-    for extra, name in (([], "model.onnx"), (["--int8"], "int8.onnx")):
-        r = ftbook("export", model, "--format", "onnx", *extra, "--out", tmp_path / name)
+    for source, extra, name in ((model, [], "model.onnx"),
+                                (tmp_path / "model.onnx", ["--int8", "--data", shapes], "int8.onnx")):
+        r = ftbook("export", source, "--format", "onnx", *extra, "--out", tmp_path / name)
         assert r.returncode == 0, r.stderr
         assert f"wrote {tmp_path / name}" in r.stdout and "top class the same on" in r.stdout
     preds = {}

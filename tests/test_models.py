@@ -7,11 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from ftbook.schedule import lr_range
-
 from ftbook.models import (ARCHS, BN_TYPES, WeightsUnavailable, check_groups, create_model, freeze_to,
                            get_backbone, group_params, layer_groups, n_features, param_groups,
-                           param_table, set_bn_eval, ulmfit_lrs)
+                           param_table, set_bn_eval)
+from ftbook.schedule import lr_range, ulmfit_lrs
 
 # the book's table, and timm families it does not list (random weights: nothing is downloaded)
 TIMM = ["convnext_atto", "vit_tiny_patch16_224", "mobilenetv3_small_050", "regnetx_002", "resnet10t",
