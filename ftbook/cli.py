@@ -236,6 +236,8 @@ def _settings(args) -> RunSettings:
                         head=args.head, weights=str(args.weights) if args.weights else None,
                         precision=args.precision)
     if not args.resume:
+        from ftbook.finetune import resolve
+        resolve(given)  # an unknown method or backbone fails here, before anything is written
         Path(args.out).mkdir(parents=True, exist_ok=True)
         from ftbook.core import write_atomic
         write_atomic(json.dumps(asdict(given), indent=2).encode(), saved)
