@@ -227,7 +227,7 @@ class WriteFailed(OSError):
 def write_atomic(data: bytes, path: Path) -> None:
     "Write `data` to `path` through a temporary file and a rename: all of it, or nothing changed."
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: torchrun's ranks
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:

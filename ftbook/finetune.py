@@ -53,7 +53,9 @@ def finetune(items, s: RunSettings, out: Path, progress: bool = True, resume: bo
     "Fine-tune on `items` (from `load_dataset`) as `s` says; write the model and metrics to `out`."
     from ftbook.train import is_main
     out, t0, s = Path(out), time.perf_counter(), resolve(s)
-    write_atomic(items[["path", "label", "split"]].to_csv(index=False).encode(), out / "split.csv")
+    if is_main():  # under torchrun, rank 0 writes the files
+        write_atomic(items[["path", "label", "split"]].to_csv(index=False).encode(),
+                     out / "split.csv")
     # the main phase's epochs: as many as `s.steps` optimiser steps need, unless `s.epochs`
     epochs = s.epochs or epochs_for(s.steps, int((items.split == "train").sum()), s.bs)
     train = get_method(s.method).train_function()
