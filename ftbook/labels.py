@@ -83,10 +83,12 @@ def find_label_issues(items: pd.DataFrame, arch: str | None = None, size: int = 
 
 def show_issues(issues: pd.DataFrame, k: int = 24, ncols: int = 6):
     "A grid of the top `k` suspects: given label -> suggested label, and the probe's confidence."
+    from PIL import ImageOps
     from ftbook.data import load_rgb, show_images
     top = issues.head(k)
     titles = [f"{r.given} -> {r.suggested}\n{r.confidence:.2f}" for r in top.itertuples()]
-    images = [load_rgb(p).resize((160, 160)) for p in top.path]
+    # whole and undistorted, as a person judges a garment: padded to a square, not squished
+    images = [ImageOps.pad(load_rgb(p), (160, 160), color="white") for p in top.path]
     return show_images(images, titles, ncols=min(ncols, max(len(top), 1)), size=2.0,
                        suptitle="suspected label mistakes: given -> suggested")
 
