@@ -134,13 +134,15 @@ def feature_probe_accuracy(X: np.ndarray, items: pd.DataFrame, train_mask, seed:
     from ftbook.train import evaluate, fit
     classes = sorted(set(items["label"]))
     y = torch.tensor([classes.index(c) for c in items["label"]])
-    feats = torch.as_tensor(X, dtype=torch.float32)
+    feats = torch.from_numpy(np.array(X, dtype=np.float32))  # a copy: X may be read-only
     test = (items["split"] == "test").values
-    make = lambda m, shuffle: DataLoader(TensorDataset(feats[m], y[m]), 32, shuffle=shuffle,
+    mask = lambda m: torch.from_numpy(np.array(m, dtype=bool))  # a copy: pandas' may be read-only
+    make = lambda m, shuffle: DataLoader(TensorDataset(feats[mask(m)], y[mask(m)]), 32,
+                                         shuffle=shuffle,
                                          generator=torch.Generator().manual_seed(seed))
     seed_everything(seed)
     head = torch.nn.Linear(X.shape[1], len(classes))
-    fit(head, [[head]], (make(np.asarray(train_mask), True), make(test, False)),
+    fit(head, [[head]], (make(train_mask, True), make(test, False)),
         plan_probe(epochs, lr), train_bn=False, cache_features=False, seed=seed,
         device=torch.device("cpu"))
     return evaluate(head, make(test, False), torch.device("cpu"))[1]
