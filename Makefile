@@ -40,14 +40,15 @@ check-export: $(STAMP)
 
 test-py: $(STAMP)
 	@mkdir -p $(JUNIT)
-	$(BIN)/python -m pytest tests/ -q -rs --junitxml=$(JUNIT)/tests.xml
+	$(BIN)/python -m pytest tests/ -q -rs -n 2 --junitxml=$(JUNIT)/tests.xml
 
 # Every notebook executed as a test, on the smoke profile (every cell runs, on a few images): the numbers are
 # `make book`'s job. FTBOOK_TEST_PROFILE=quick runs them at the book's size.
 test-nbs: $(STAMP)
 	@mkdir -p $(JUNIT)
 	FTBOOK_PROFILE=$${FTBOOK_TEST_PROFILE:-smoke} FTBOOK_RESULTS=$(abspath _build/test-results) \
-	  $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider nbs/ -q --junitxml=$(JUNIT)/nbs.xml
+	  $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider -n 2 --dist loadfile nbs/ -q \
+	    --junitxml=$(JUNIT)/nbs.xml
 
 test: check-export test-py test-nbs
 	@$(BIN)/python .ci/summary.py $(JUNIT)/tests.xml $(JUNIT)/nbs.xml

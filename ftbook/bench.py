@@ -10,15 +10,17 @@ import time
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from .core import default_device, seed_everything
 from .models import create_model
 from .schedule import Stage, plan_probe
-from .train import (autocast, fit, make_optimizer, prepare_stage, setup_run, train_epoch,
-                          use_amp)
+from .train import (autocast, body_features, fit, make_optimizer, prepare_stage, setup_run,
+                          train_epoch, use_amp)
 
 # %% auto #0
-__all__ = ['median_rate', 'ceiling', 'loop_steps', 'loop_throughput', 'fastai_throughput', 'cached_speedup', 'bench']
+__all__ = ['median_rate', 'ceiling', 'loop_steps', 'loop_throughput', 'fastai_throughput', 'cached_speedup', 'feature_pass',
+           'bench']
 
 # %% ../nbs/06_bench.ipynb #c007
 def median_rate(images: list, seconds: list, warmup: int) -> float:
@@ -90,6 +92,25 @@ def cached_speedup(items, arch: str, size: int, bs: int, device=None) -> dict:
                                                        total_seconds=time.perf_counter() - t0)
     return out
 
+def feature_pass(items, arch: str, size: int, bs: int, device=None) -> dict:
+    "Images/s of the frozen body's feature pass over the training images, by each engine that can run it."
+    device = device or default_device()
+    run = setup_run(items, arch, size, bs, augment=False)
+    run.model.to(device)
+    run.dls[0].dataset.preload()  # decoding paid before: the engines are compared, not JPEG decoding
+    dl = DataLoader(run.dls[0].dataset, bs, collate_fn=run.dls[0].collate_fn)
+    ways = {"PyTorch float32": ("torch", False)}
+    if use_amp(device): ways["PyTorch bf16"] = ("torch", True)
+    if device.type == "cpu": ways["onnxruntime float32 (export included)"] = ("onnxruntime", False)
+    rates, features = {}, {}
+    for name, (engine, amp) in ways.items():
+        t0 = time.perf_counter()
+        features[name] = body_features(run.model, dl, device, amp, engine).tensors[0]
+        rates[name] = len(dl.dataset) / (time.perf_counter() - t0)
+    reference = features["PyTorch float32"]
+    return dict(rates=rates, max_difference={k: float((v - reference).abs().max())
+                                             for k, v in features.items()})
+
 # %% ../nbs/06_bench.ipynb #c012
 def bench(items, arch: str, size: int, bs: int, with_fastai: bool = True, device=None,
           steps: int = 20) -> dict:
@@ -103,6 +124,7 @@ def bench(items, arch: str, size: int, bs: int, with_fastai: bool = True, device
     cs = cached_speedup(items, arch, size, bs, device)
     n_train = int((items.split == "train").sum())
     recomputed, cached = (n_train / cs[k]["epoch_seconds"] for k in ("recomputed", "cached"))
+    fp = feature_pass(items, arch, size, bs, device)
     rows = [dict(what="ceiling (batch in memory), median step", images_per_second=ceil),
             dict(what="loop (image cache), median step", images_per_second=loop["median"]),
             dict(what="loop (image cache), epochs", images_per_second=loop["epoch"]),
@@ -111,8 +133,11 @@ def bench(items, arch: str, size: int, bs: int, with_fastai: bool = True, device
             dict(what="fastai Learner, epoch", images_per_second=fa),
             dict(what="frozen epoch, recomputed body", images_per_second=recomputed),
             dict(what="frozen epoch, cached features", images_per_second=cached)]
+    rows += [dict(what=f"feature pass, {k}", images_per_second=v) for k, v in fp["rates"].items()]
     ratios = {"loop/fastai": loop["epoch"] / fa, "loop/ceiling": loop["median"] / ceil,
               "cached/recomputed": cached / recomputed}
+    ort = fp["rates"].get("onnxruntime float32 (export included)")
+    if ort: ratios["feature pass onnxruntime/PyTorch"] = ort / fp["rates"]["PyTorch float32"]
     return dict(arch=arch, size=size, bs=bs, device=str(device or default_device()),
                 threads=torch.get_num_threads(), table=rows, ratios=ratios, cached=cs,
-                layouts=layouts)
+                layouts=layouts, feature_difference=fp["max_difference"])

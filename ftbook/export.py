@@ -43,8 +43,8 @@ def image_batch(files: list, meta: dict):
 # %% ../nbs/07b_export.ipynb #x012
 def to_onnx(model, meta: dict, path: Path, size: int) -> None:
     "Export `model` to `path` with a dynamic batch axis and `meta` in the file's metadata."
+    import onnx
     import torch
-    onnx = needs("onnx", "deploy")
     needs("onnxscript", "deploy")
     batch = torch.export.Dim("batch", min=1)
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its steps
@@ -68,7 +68,7 @@ def quantize(fp32: Path, path: Path, calibration, meta: dict, bs: int = 8) -> No
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
-    onnx = needs("onnx", "deploy")
+    import onnx
     batches = [{"image": calibration[i:i + bs].numpy()} for i in range(0, len(calibration), bs)]
     class Reader(CalibrationDataReader):
         def __init__(self): self.batches = iter(batches)

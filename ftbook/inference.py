@@ -39,8 +39,7 @@ ONNX_KEY = "ftbook"  # the metadata entry of an exported model: the model file's
 class OnnxModel:
     "An exported model run by onnxruntime, called like a PyTorch model on a batch of images."
     def __init__(self, path):
-        from ftbook.core import needs
-        ort = needs("onnxruntime", "deploy")
+        import onnxruntime as ort
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
@@ -55,11 +54,9 @@ class OnnxModel:
 def load_onnx(path) -> tuple:
     "(an `OnnxModel`, its metadata) from an `.onnx` file written by `ftbook export`."
     import json
-    from ftbook.core import needs
     from ftbook.train import ModelFileError
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
-    needs("onnxruntime", "deploy")
     try: model = OnnxModel(path)
     except Exception as e:
         raise ModelFileError(f"{path}: not an ONNX model ({type(e).__name__})") from None

@@ -14,7 +14,7 @@ import torch
 from .core import default_device, needs, seed_everything
 from .data import image_loader
 from .models import create_model, get_backbone
-from .train import body_features, use_amp
+from .train import body_features, feature_engine, use_amp
 
 # %% auto #0
 __all__ = ['dataset_features', 'out_of_sample_probs', 'label_issues', 'find_label_issues', 'show_issues', 'write_label_issues',
@@ -29,7 +29,9 @@ def dataset_features(items: pd.DataFrame, arch: str | None = None, size: int = 2
     model = create_model(bb.name, 2).to(device)
     vocab = sorted(set(items["label"]))
     dl = image_loader(items, size, bb.stats, vocab, bs, cache_images=False)
-    return body_features(model, dl, device, use_amp(device)).tensors[0].cpu().numpy()
+    amp = use_amp(device)
+    engine = feature_engine(device, amp, len(items))
+    return body_features(model, dl, device, amp, engine).tensors[0].cpu().numpy()
 
 # %% ../nbs/04b_labels.ipynb #l010
 def out_of_sample_probs(X: np.ndarray, labels, folds: int = 5, seed: int = 0) -> np.ndarray:

@@ -10,6 +10,7 @@ import io
 import math
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -30,12 +31,12 @@ from .models import (create_model, freeze_to, frozen_count, get_backbone, layer_
 from .schedule import Stage, position, schedule_at
 
 # %% auto #0
-__all__ = ['make_optimizer', 'set_hypers', 'autocast', 'body_features', 'cached_loaders', 'can_cache', 'TrainingDiverged',
-           'save_atomic', 'ModelFileError', 'read_checkpoint', 'EarlyStopping', 'to_device', 'native_bf16', 'use_amp',
-           'mirror_mean', 'predictions', 'evaluate', 'is_distributed', 'is_main', 'data_parallel', 'sync_buffers',
-           'world_sum', 'distributed', 'Run', 'setup_run', 'StageData', 'prepare_stage', 'EpochStats', 'train_epoch',
-           'Tracker', 'checkpoint_state', 'end_epoch', 'resume_from', 'epoch_row', 'fit', 'valley', 'lr_find',
-           'summarize_run']
+__all__ = ['ORT_MIN_IMAGES', 'make_optimizer', 'set_hypers', 'autocast', 'feature_engine', 'ort_session', 'body_features',
+           'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic', 'ModelFileError', 'read_checkpoint',
+           'EarlyStopping', 'to_device', 'native_bf16', 'use_amp', 'mirror_mean', 'predictions', 'evaluate',
+           'is_distributed', 'is_main', 'data_parallel', 'sync_buffers', 'world_sum', 'distributed', 'Run', 'setup_run',
+           'StageData', 'prepare_stage', 'EpochStats', 'train_epoch', 'Tracker', 'checkpoint_state', 'end_epoch',
+           'resume_from', 'epoch_row', 'fit', 'valley', 'lr_find', 'summarize_run']
 
 # %% ../nbs/04_layerwise.ipynb #c018
 def make_optimizer(groups: list, name: str = "adamw", wd: float = 0.01) -> torch.optim.Optimizer:
@@ -58,15 +59,45 @@ def autocast(device: torch.device, amp: bool):
     "bf16 autocast on `device` if `amp` (no loss scaling: bf16 has float32's range), else a no-op."
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
+ORT_MIN_IMAGES = 256  # a shorter pass would spend more on exporting the body than it saves
+
+def feature_engine(device: torch.device, amp: bool, n_images: int) -> str:
+    "Who runs a frozen body's feature pass: onnxruntime for a long float32 pass on a CPU, else PyTorch."
+    long_cpu_fp32 = device.type == "cpu" and not amp and n_images >= ORT_MIN_IMAGES
+    return "onnxruntime" if long_cpu_fp32 else "torch"
+
+def ort_session(net: nn.Module):
+    "`net` (in eval mode) as an onnxruntime session on the CPU; None where it cannot be exported."
+    try:
+        import onnxruntime as ort
+        buffer = io.BytesIO()
+        # the TorchScript exporter: a throwaway graph in memory, exported in about a second (the
+        # dynamo exporter, which `ftbook export` uses for files that last, takes several times longer)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (torch.zeros(1, 3, 64, 64),), buffer, dynamo=False,
+                              input_names=["image"],
+                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+    except (ImportError, RuntimeError, TypeError):
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
 @torch.no_grad()
-def body_features(model: nn.Module, dl: DataLoader, device: torch.device,
-                  amp: bool = False) -> TensorDataset:
+def body_features(model: nn.Module, dl: DataLoader, device: torch.device, amp: bool = False,
+                  engine: str = "torch") -> TensorDataset:
     "The body and the head's pooling once over `dl` (eval mode; bf16 if `amp`): float32 features."
     model.eval()
+    net = nn.Sequential(model.body, model.head.pool)
+    session = ort_session(net) if engine == "onnxruntime" else None  # None: PyTorch runs it
+    def features(x):
+        if session is None: return net(to_device(x, device)).float()
+        return torch.from_numpy(session.run(None, {"image": x.contiguous().numpy()})[0]).to(device)
     # iterating a loader draws a seed: keep the run's random stream
     with torch.random.fork_rng(devices=[]), autocast(device, amp):
-        xs, ys = zip(*[(model.head.pool(model.body(to_device(x, device))).float(), y.to(device))
-                       for x, y in dl])
+        xs, ys = zip(*[(features(x), y.to(device)) for x, y in dl])
     return TensorDataset(torch.cat(xs), torch.cat(ys))
 
 def cached_loaders(model: nn.Module, dls: tuple, device: torch.device,
@@ -74,7 +105,8 @@ def cached_loaders(model: nn.Module, dls: tuple, device: torch.device,
     "Loaders over pooled body features of `dls`: the same batches, shuffled by the same generator."
     train_dl, valid_dl = dls
     in_order = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn)
-    features = [body_features(model, dl, device, amp) for dl in (in_order, valid_dl)]
+    engine = feature_engine(device, amp, len(train_dl.dataset) + len(valid_dl.dataset))
+    features = [body_features(model, dl, device, amp, engine) for dl in (in_order, valid_dl)]
     return (DataLoader(features[0], train_dl.batch_size, shuffle=True,
                        generator=train_dl.generator, drop_last=train_dl.drop_last),
             DataLoader(features[1], valid_dl.batch_size))
