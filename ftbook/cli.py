@@ -316,7 +316,8 @@ def _sizes(args) -> int:
     from ftbook.core import ResultsLog
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
-    from ftbook.sizes import RUN_KEYS, Budget, crossovers, save_size_plots, size_grid
+    from ftbook.sizes import (RUN_KEYS, Budget, budget_runs, crossovers, save_size_plots,
+                              size_grid)
     def on_run(r):
         print(f"{r['dataset']:>16} {r['per_class']!s:>5}/class {r['method']:>9} seed {r['seed']}: "
               f"test accuracy {r['test_accuracy']:.3f} ({r['seconds']:.0f} s)", flush=True)
@@ -327,8 +328,7 @@ def _sizes(args) -> int:
                      _size(args), budget, tuple(args.methods), args.lr_scale,
                      ResultsLog(args.out, RUN_KEYS, _command_line()), on_run=on_run)
     print("\n".join(crossovers(grid, budget, args.lr_scale)))
-    save_size_plots(grid[(grid.steps == budget.steps) & (grid.probe_steps == budget.probe_steps)
-                         & (grid.lr_scale == args.lr_scale)], args.out)
+    save_size_plots(budget_runs(grid, budget, args.lr_scale), args.out)
     print(f"wrote {args.out}/: runs.csv, curves.csv, provenance.json, sizes.png, compute.png")
     return 0
 

@@ -137,14 +137,14 @@ def feature_probe_accuracy(X: np.ndarray, items: pd.DataFrame, train_mask, seed:
     classes = sorted(set(items["label"]))
     y = torch.tensor([classes.index(c) for c in items["label"]])
     feats = torch.from_numpy(np.array(X, dtype=np.float32))  # a copy: X may be read-only
-    test = (items["split"] == "test").values
-    mask = lambda m: torch.from_numpy(np.array(m, dtype=bool))  # a copy: pandas' may be read-only
-    make = lambda m, shuffle: DataLoader(TensorDataset(feats[mask(m)], y[mask(m)]), 32,
-                                         shuffle=shuffle,
-                                         generator=torch.Generator().manual_seed(seed))
+    def loader(rows, shuffle: bool) -> DataLoader:
+        keep = torch.from_numpy(np.array(rows, dtype=bool))  # a copy: pandas' may be read-only
+        return DataLoader(TensorDataset(feats[keep], y[keep]), 32, shuffle=shuffle,
+                          generator=torch.Generator().manual_seed(seed))
+    # the test rows only score the final weights (fit keeps its last, it chooses nothing on them)
+    train_dl, test_dl = loader(train_mask, True), loader(items["split"] == "test", False)
     seed_everything(seed)
     head = torch.nn.Linear(X.shape[1], len(classes))
-    fit(head, [[head]], (make(train_mask, True), make(test, False)),
-        plan_probe(epochs, lr), train_bn=False, cache_features=False, seed=seed,
-        device=torch.device("cpu"))
-    return evaluate(head, make(test, False), torch.device("cpu"))[1]
+    fit(head, [[head]], (train_dl, test_dl), plan_probe(epochs, lr), train_bn=False,
+        cache_features=False, seed=seed, device=torch.device("cpu"))
+    return evaluate(head, test_dl, torch.device("cpu"))[1]

@@ -21,7 +21,8 @@ from .train import evaluate, fit, setup_run
 
 # %% auto #0
 __all__ = ['SIZE_METHODS', 'RUN_KEYS', 'Budget', 'size_run', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe',
-           'crossover', 'plot_sizes', 'crossover_text', 'crossovers', 'convergence', 'doubling', 'save_size_plots']
+           'crossover', 'plot_sizes', 'crossover_text', 'budget_runs', 'crossovers', 'convergence', 'doubling',
+           'save_size_plots']
 
 # %% ../nbs/05b_sizes.ipynb #s010
 SIZE_METHODS = ("probe", "fine_tune", "lp_ft")
@@ -160,10 +161,16 @@ def crossover_text(diffs: pd.DataFrame) -> list[str]:
         out.append(f"{d}, {m}: {verdict}")
     return out
 
+def budget_runs(grid: pd.DataFrame, budget: Budget = Budget(),
+                lr_scale: float = 1.0) -> pd.DataFrame:
+    "The runs of `grid` made with `budget`'s steps and `lr_scale` (a results folder may hold several)."
+    same = ((grid.steps == budget.steps) & (grid.probe_steps == budget.probe_steps)
+            & (grid.lr_scale == lr_scale))
+    return grid[same]
+
 def crossovers(grid: pd.DataFrame, budget: Budget = Budget(), lr_scale: float = 1.0) -> list[str]:
     "The crossover sentences of the runs of `grid` made with `budget` and `lr_scale`."
-    g = grid[(grid.steps == budget.steps) & (grid.probe_steps == budget.probe_steps)
-             & (grid.lr_scale == lr_scale)]
+    g = budget_runs(grid, budget, lr_scale)
     methods = [m for m in dict.fromkeys(g.method) if m != "probe"]
     return crossover_text(pd.concat([vs_probe(g, m) for m in methods], ignore_index=True))
 
