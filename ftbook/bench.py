@@ -93,11 +93,11 @@ def cached_speedup(items, arch: str, size: int, bs: int, device=None) -> dict:
     return out
 
 def feature_pass(items, arch: str, size: int, bs: int, device=None) -> dict:
-    "Images/s of the frozen body's feature pass over the training images, by each engine that can run it."
+    "Images/s of the frozen body's feature pass over the training images, by each engine."
     device = device or default_device()
     run = setup_run(items, arch, size, bs, augment=False)
     run.model.to(device)
-    run.dls[0].dataset.preload()  # decoding paid before: the engines are compared, not JPEG decoding
+    run.dls[0].dataset.preload()  # decoding paid before: the engines are compared, not decoding
     dl = DataLoader(run.dls[0].dataset, bs, collate_fn=run.dls[0].collate_fn)
     ways = {"PyTorch float32": ("torch", False)}
     if use_amp(device): ways["PyTorch bf16"] = ("torch", True)

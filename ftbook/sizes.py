@@ -163,7 +163,7 @@ def crossover_text(diffs: pd.DataFrame) -> list[str]:
 
 def budget_runs(grid: pd.DataFrame, budget: Budget = Budget(),
                 lr_scale: float = 1.0) -> pd.DataFrame:
-    "The runs of `grid` made with `budget`'s steps and `lr_scale` (a results folder may hold several)."
+    "The runs of `grid` made with `budget`'s steps and `lr_scale` (a results folder may hold more)."
     same = ((grid.steps == budget.steps) & (grid.probe_steps == budget.probe_steps)
             & (grid.lr_scale == lr_scale))
     return grid[same]

@@ -62,28 +62,27 @@ def autocast(device: torch.device, amp: bool):
 ORT_MIN_IMAGES = 256  # a shorter pass would spend more on exporting the body than it saves
 
 def feature_engine(device: torch.device, amp: bool, n_images: int) -> str:
-    "Who runs a frozen body's feature pass: onnxruntime for a long float32 pass on a CPU, else PyTorch."
+    "Who runs a frozen body's feature pass: onnxruntime for a long float32 one on a CPU, else torch"
     long_cpu_fp32 = device.type == "cpu" and not amp and n_images >= ORT_MIN_IMAGES
     return "onnxruntime" if long_cpu_fp32 else "torch"
 
-def ort_session(net: nn.Module):
-    "`net` (in eval mode) as an onnxruntime session on the CPU; None where it cannot be exported."
+def ort_session(net: nn.Module, example: torch.Tensor):
+    "`net` (in eval mode) as an onnxruntime session for batches shaped like `example`, or None."
     try:
         import onnxruntime as ort
         buffer = io.BytesIO()
-        # the TorchScript exporter: a throwaway graph in memory, exported in about a second (the
-        # dynamo exporter, which `ftbook export` uses for files that last, takes several times longer)
+        # the TorchScript exporter: a throwaway graph in memory, exported in about a second
+        # (the dynamo exporter, which `ftbook export` uses for files that last, is much slower)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(net, (torch.zeros(1, 3, 64, 64),), buffer, dynamo=False,
-                              input_names=["image"],
-                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
-    except (ImportError, RuntimeError, TypeError):
+            torch.onnx.export(net, (example,), buffer, dynamo=False, input_names=["image"],
+                              dynamic_axes={"image": {0: "batch"}})
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    except Exception:  # any backbone the exporter or onnxruntime cannot take: PyTorch runs the pass
         return None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
 @torch.no_grad()
 def body_features(model: nn.Module, dl: DataLoader, device: torch.device, amp: bool = False,
@@ -91,12 +90,13 @@ def body_features(model: nn.Module, dl: DataLoader, device: torch.device, amp: b
     "The body and the head's pooling once over `dl` (eval mode; bf16 if `amp`): float32 features."
     model.eval()
     net = nn.Sequential(model.body, model.head.pool)
-    session = ort_session(net) if engine == "onnxruntime" else None  # None: PyTorch runs it
     def features(x):
         if session is None: return net(to_device(x, device)).float()
         return torch.from_numpy(session.run(None, {"image": x.contiguous().numpy()})[0]).to(device)
-    # iterating a loader draws a seed: keep the run's random stream
+    # iterating a loader (or reading an image) may draw random numbers: keep the run's stream
     with torch.random.fork_rng(devices=[]), autocast(device, amp):
+        use_ort = engine == "onnxruntime" and len(dl.dataset) > 0
+        session = ort_session(net, dl.dataset[0][0][None]) if use_ort else None  # None: PyTorch
         xs, ys = zip(*[(features(x), y.to(device)) for x, y in dl])
     return TensorDataset(torch.cat(xs), torch.cat(ys))
 
