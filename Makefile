@@ -47,8 +47,7 @@ test-py: $(STAMP)
 test-nbs: $(STAMP)
 	@mkdir -p $(JUNIT)
 	FTBOOK_PROFILE=$${FTBOOK_TEST_PROFILE:-smoke} FTBOOK_RESULTS=$(abspath _build/test-results) \
-	  $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider -n 2 --dist loadfile nbs/ -q \
-	    --junitxml=$(JUNIT)/nbs.xml
+	  $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider nbs/ -q --junitxml=$(JUNIT)/nbs.xml
 
 test: check-export test-py test-nbs
 	@$(BIN)/python .ci/summary.py $(JUNIT)/tests.xml $(JUNIT)/nbs.xml
