@@ -27,7 +27,7 @@ def median_rate(images: list, seconds: list, warmup: int) -> float:
     "Images per second of the median step after `warmup` steps."
     return float(np.median(np.asarray(images[warmup:]) / np.asarray(seconds[warmup:])))
 
-def ceiling(arch: str, size: int, bs: int, steps: int = 20, warmup: int = 3, device=None,
+def ceiling(arch: str, size: int, bs: int, steps: int = 10, warmup: int = 3, device=None,
             channels_last: bool = True) -> float:
     "Median images/s of forward, backward and AdamW step on a batch in memory: a loop's ceiling."
     device = device or default_device()
@@ -50,7 +50,7 @@ def ceiling(arch: str, size: int, bs: int, steps: int = 20, warmup: int = 3, dev
     return median_rate([bs] * len(seconds), seconds, warmup)
 
 # %% ../nbs/06_bench.ipynb #c011
-def loop_steps(items, arch: str, size: int, bs: int, steps: int = 20, warmup: int = 3, device=None,
+def loop_steps(items, arch: str, size: int, bs: int, steps: int = 10, warmup: int = 3, device=None,
                cache_images: bool = True) -> tuple[list, list]:
     "Images and seconds of each full-batch unfrozen step of the loop, `warmup + steps` of them."
     device = device or default_device()
@@ -68,7 +68,7 @@ def loop_steps(items, arch: str, size: int, bs: int, steps: int = 20, warmup: in
     return images, seconds
 
 def loop_throughput(items, arch: str, size: int, bs: int, device=None,
-                    cache_images: bool = True, steps: int = 20) -> dict:
+                    cache_images: bool = True, steps: int = 10) -> dict:
     "The loop's images/s: the median full-batch step after warm-up, and the mean over its epochs."
     images, seconds = loop_steps(items, arch, size, bs, steps, device=device,
                                  cache_images=cache_images)
@@ -105,7 +105,8 @@ def feature_pass(items, arch: str, size: int, bs: int, device=None) -> dict:
     rates, features = {}, {}
     for name, (engine, amp) in ways.items():
         t0 = time.perf_counter()
-        features[name] = body_features(run.model, dl, device, amp, engine).tensors[0]
+        (done,) = body_features(run.model, [dl], device, amp, engine)
+        features[name] = done.tensors[0]
         rates[name] = len(dl.dataset) / (time.perf_counter() - t0)
     reference = features["PyTorch float32"]
     return dict(rates=rates, max_difference={k: float((v - reference).abs().max())
@@ -113,7 +114,7 @@ def feature_pass(items, arch: str, size: int, bs: int, device=None) -> dict:
 
 # %% ../nbs/06_bench.ipynb #c012
 def bench(items, arch: str, size: int, bs: int, with_fastai: bool = True, device=None,
-          steps: int = 20) -> dict:
+          steps: int = 10) -> dict:
     "All measurements in one process: a table of images/s and the ratios the book claims."
     layouts = {name: ceiling(arch, size, bs, steps, device=device, channels_last=cl)
                for name, cl in [("contiguous (NCHW)", False), ("channels_last (NHWC)", True)]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import warnings
 from dataclasses import asdict, fields
@@ -160,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="throughput: ceiling vs loop vs fastai, cached vs recomputed")
     b.add_argument("data", type=Path, help=LAYOUTS)
     b.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
-    b.add_argument("--steps", type=_count, default=20, help="timed steps per measurement")
+    b.add_argument("--steps", type=_count, default=10, help="timed steps per measurement")
     for q in (c, f, e, s, z, b):
         if q is not e:  # evaluate splits the data as the model's run did
             q.add_argument("--valid-pct", type=float, default=d.valid_pct,
@@ -262,7 +263,7 @@ def _finetune(args) -> int:
     with distributed():
         items = _dataset(args.command, args.data, s.valid_pct, s.seed,
                          quiet=args.quiet or not is_main(), exclude=args.exclude)
-        m = finetune(items, s, args.out, progress, args.resume, log, _command_line())
+        m = finetune(items, s, args.out, progress, args.resume, log, args.command_line)
     if m: print(run_report(m, args.out))  # rank 0 only
     return 0
 
@@ -291,9 +292,6 @@ def _predict(args) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #c015
-def _command_line() -> str:
-    return "ftbook " + " ".join(sys.argv[1:])
-
 def _study(args) -> int:
     from ftbook.core import ResultsLog
     from ftbook.models import get_backbone
@@ -302,7 +300,7 @@ def _study(args) -> int:
     def on_seed(seed, sel):
         print(f"seed {seed}: " + ", ".join(f"{v} final test accuracy {a:.3f}" for v, a in
                                            zip(sel.variant, sel.final_accuracy)), flush=True)
-    log = ResultsLog(args.out, STUDY_KEYS, _command_line())
+    log = ResultsLog(args.out, STUDY_KEYS, args.command_line)
     items = _dataset(args.command, args.data, args.valid_pct, args.seed)
     budget_study(items, name, tuple(args.budgets), args.seeds, arch, _size(args), args.bs,
                  args.per_class, log, on_seed=on_seed)
@@ -326,7 +324,7 @@ def _sizes(args) -> int:
     budget = Budget(args.steps, args.probe_steps, args.evals)
     grid = size_grid(datasets, tuple(args.per_class), args.seeds, get_backbone(args.arch).name,
                      _size(args), budget, tuple(args.methods), args.lr_scale,
-                     ResultsLog(args.out, RUN_KEYS, _command_line()), on_run=on_run)
+                     ResultsLog(args.out, RUN_KEYS, args.command_line), on_run=on_run)
     print("\n".join(crossovers(grid, budget, args.lr_scale)))
     save_size_plots(budget_runs(grid, budget, args.lr_scale), args.out)
     print(f"wrote {args.out}/: runs.csv, curves.csv, provenance.json, sizes.png, compute.png")
@@ -367,8 +365,10 @@ def _resume_hint(args) -> str:
     return f"ftbook finetune {args.data} --out {out} --resume"
 
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `ftbook` console script."
+    "Entry point of the `ftbook` console script; `argv` defaults to the command line's arguments."
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
+    args.command_line = "ftbook " + shlex.join(argv)  # as typed: the results' provenance records it
     if args.command is None:
         build_parser().print_help()
         return 0

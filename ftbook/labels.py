@@ -31,7 +31,8 @@ def dataset_features(items: pd.DataFrame, arch: str | None = None, size: int = 2
     dl = image_loader(items, size, bb.stats, vocab, bs, cache_images=False)
     amp = use_amp(device)
     engine = feature_engine(device, amp, len(items))
-    return body_features(model, dl, device, amp, engine).tensors[0].cpu().numpy()
+    (features,) = body_features(model, [dl], device, amp, engine)
+    return features.tensors[0].cpu().numpy()
 
 # %% ../nbs/04b_labels.ipynb #l010
 def out_of_sample_probs(X: np.ndarray, labels, folds: int = 5, seed: int = 0) -> np.ndarray:

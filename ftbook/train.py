@@ -85,20 +85,23 @@ def ort_session(net: nn.Module, example: torch.Tensor):
         return None
 
 @torch.no_grad()
-def body_features(model: nn.Module, dl: DataLoader, device: torch.device, amp: bool = False,
-                  engine: str = "torch") -> TensorDataset:
-    "The body and the head's pooling once over `dl` (eval mode; bf16 if `amp`): float32 features."
+def body_features(model: nn.Module, dls: list[DataLoader], device: torch.device, amp: bool = False,
+                  engine: str = "torch") -> list[TensorDataset]:
+    "The body and the head's pooling once over each of `dls` (eval mode; bf16 if `amp`), float32."
     model.eval()
     net = nn.Sequential(model.body, model.head.pool)
     def features(x):
         if session is None: return net(to_device(x, device)).float()
         return torch.from_numpy(session.run(None, {"image": x.contiguous().numpy()})[0]).to(device)
+    def one_pass(dl):
+        xs, ys = zip(*[(features(x), y.to(device)) for x, y in dl])
+        return TensorDataset(torch.cat(xs), torch.cat(ys))
     # iterating a loader (or reading an image) may draw random numbers: keep the run's stream
     with torch.random.fork_rng(devices=[]), autocast(device, amp):
-        use_ort = engine == "onnxruntime" and len(dl.dataset) > 0
-        session = ort_session(net, dl.dataset[0][0][None]) if use_ort else None  # None: PyTorch
-        xs, ys = zip(*[(features(x), y.to(device)) for x, y in dl])
-    return TensorDataset(torch.cat(xs), torch.cat(ys))
+        example = next((dl.dataset[0][0][None] for dl in dls if len(dl.dataset)), None)
+        use_ort = engine == "onnxruntime" and example is not None
+        session = ort_session(net, example) if use_ort else None  # one export; None: PyTorch
+        return [one_pass(dl) for dl in dls]
 
 def cached_loaders(model: nn.Module, dls: tuple, device: torch.device,
                    amp: bool = False) -> tuple[DataLoader, DataLoader]:
@@ -106,10 +109,10 @@ def cached_loaders(model: nn.Module, dls: tuple, device: torch.device,
     train_dl, valid_dl = dls
     in_order = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn)
     engine = feature_engine(device, amp, len(train_dl.dataset) + len(valid_dl.dataset))
-    features = [body_features(model, dl, device, amp, engine) for dl in (in_order, valid_dl)]
-    return (DataLoader(features[0], train_dl.batch_size, shuffle=True,
+    train, valid = body_features(model, [in_order, valid_dl], device, amp, engine)
+    return (DataLoader(train, train_dl.batch_size, shuffle=True,
                        generator=train_dl.generator, drop_last=train_dl.drop_last),
-            DataLoader(features[1], valid_dl.batch_size))
+            DataLoader(valid, valid_dl.batch_size))
 
 def can_cache(stage: Stage, n_groups: int, train_bn: bool) -> bool:
     "True when the stage's body is entirely frozen (BatchNorm too) and its images are plain."

@@ -1,7 +1,13 @@
-"""Shared helpers: a dataset with one bad file of every kind the checker knows, and a snapshot of a folder."""
+"""Shared helpers: a dataset with one bad file of every kind the checker knows, a snapshot of a folder, and the
+`ftbook` command run in this process or in a new one."""
 import hashlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,3 +68,70 @@ def snapshot(root: Path) -> dict:
 @pytest.fixture(scope="session")
 def broken(tmp_path_factory) -> Path:
     return build_broken(tmp_path_factory.mktemp("broken") / "data")
+
+
+FTBOOK = str(Path(sys.executable).parent / "ftbook")
+ENV = {"HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "FTBOOK_DEVICE": "cpu"}
+
+
+def ftbook_process(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
+    "The console script in a new process, as a user runs it (environment: ours, `ENV`, then `env`)."
+    return subprocess.run([FTBOOK, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **ENV, **(env or {})})
+
+
+def ftbook_started(*args) -> subprocess.Popen:
+    """The console script started in a new process, its output piped as text, and interruptible by SIGINT as in a
+    terminal, even when these tests run in a background job (`make test &`), whose processes ignore SIGINT: a
+    handler here is reset to the default in the new process, an ignored signal would stay ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen([FTBOOK, *map(str, args)], env={**os.environ, **ENV}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def descriptors_captured():
+    "File descriptors 1 and 2 (and `sys.stdout`, `sys.stderr` on them) into two temporary files."
+    files = [tempfile.TemporaryFile() for _ in range(2)]
+    streams = sys.stdout, sys.stderr
+    for stream in streams: stream.flush()
+    saved = [os.dup(fd) for fd in (1, 2)]
+    try:
+        for fd, f in zip((1, 2), files): os.dup2(f.fileno(), fd)
+        sys.stdout, sys.stderr = (open(fd, "w", buffering=1, closefd=False) for fd in (1, 2))
+        yield files
+    finally:
+        for stream in (sys.stdout, sys.stderr): stream.flush()
+        sys.stdout, sys.stderr = streams
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def ftbook(*args) -> subprocess.CompletedProcess:
+    """`ftbook.cli.main`, the console script's body, in this process with `ENV` set: what it writes on both file
+    descriptors (C libraries' writes too) and its exit status. A new process per run would cost about ten seconds
+    of imports each; `ftbook_process` is for the tests where the process itself is the point."""
+    from ftbook.cli import main
+    argv = [str(a) for a in args]
+    before = {k: os.environ.get(k) for k in ENV}
+    os.environ.update(ENV)
+    try:
+        with descriptors_captured() as files:
+            try:
+                code = main(argv)
+            except SystemExit as e:  # argparse: --help, --version, a bad option
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        for k, v in before.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+    texts = []
+    for f in files:
+        f.seek(0)
+        texts.append(f.read().decode())
+        f.close()
+    return subprocess.CompletedProcess(["ftbook", *argv], code, *texts)

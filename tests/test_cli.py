@@ -1,10 +1,13 @@
-"""The `ftbook` console script, run as a user would, in a subprocess: every layout end to end, bad input, the
-files of a run, evaluate, predict on folders, resume after Ctrl-C and after a full disk, terminal output, phone
-photos, malicious model files, every message in ftbook's words, every flag used, study, sizes."""
+"""The `ftbook` command as a user runs it: every layout end to end, bad input, the files of a run, evaluate,
+predict on folders, resume after Ctrl-C and after a full disk, terminal output, phone photos, malicious model
+files, every message in ftbook's words, every flag used, study, sizes. Its `main` runs in this process with both
+file descriptors captured (`conftest.ftbook`); a new process where the process is the point: every command's
+stderr on messy data (warnings raised while importing included), Ctrl-C, a full disk."""
 import inspect
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -18,18 +21,12 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import snapshot
+from conftest import ftbook, ftbook_process, ftbook_started, snapshot
 from ftbook import __version__
 from ftbook.check import check_dataset, make_synthetic
 
-FTBOOK = str(Path(sys.executable).parent / "ftbook")
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "FTBOOK_DEVICE": "cpu"}
 TINY = ["--arch", "efficientnet_lite0", "--size", "32", "--bs", "8"]  # the offline backbone, small and fast
 STABLE = ["epoch", "phase", "train_loss", "valid_loss", "accuracy"]  # history columns without timings
-
-
-def ftbook(*args, timeout=600):
-    return subprocess.run([FTBOOK, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout)
 
 
 def one_line_error(r, *parts):
@@ -223,19 +220,20 @@ def test_predict_files_and_folders(run, shapes, tmp_path):
 
 
 def test_resume_after_ctrl_c_equals_an_uninterrupted_run(shapes, tmp_path):
+    "Two runs in new processes, the second stopped by a real SIGINT once its fifth epoch is checkpointed."
     args = ["finetune", shapes, "--epochs", "25", "--probe-epochs", "3", *TINY]
-    whole = ftbook(*args, "--out", tmp_path / "whole")
+    whole = ftbook_process(*args, "--out", tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr
     cut = tmp_path / "cut"
-    p = subprocess.Popen([FTBOOK, *map(str, args), "--out", str(cut)], env=ENV, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = ftbook_started(*args, "--out", cut)
     last = cut / "checkpoints" / "last.pth"
     deadline = time.time() + 300
     while time.time() < deadline and (not last.exists() or torch.load(last, weights_only=True)["epoch"] < 5):
         time.sleep(0.2)
     p.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the fine-tuning epochs
     stdout, stderr = p.communicate(timeout=120)
-    assert p.returncode == 130 and "resume with: ftbook finetune" in stderr and "--resume" in stderr, stderr
+    assert p.returncode == 130 and "resume with: ftbook finetune" in stderr and "--resume" in stderr, (
+        stdout, stderr)
     done = torch.load(last, weights_only=True)["epoch"]
     assert 5 <= done < 28
     r = ftbook("finetune", shapes, "--out", cut, "--resume")  # the settings come from cut/settings.json
@@ -333,7 +331,8 @@ def test_study_and_sizes_write_resumable_results(shapes, tmp_path):
     assert len(runs) == 2 * 2 and len(curves) == 2 * (2 + 3)  # seeds x budgets; their epochs
     assert "test_accuracy" in curves and "the interval" in r.stdout
     prov = json.loads((tmp_path / "study" / "provenance.json").read_text())
-    assert prov["invocations"][0]["command"].startswith("ftbook study") and prov["invocations"][0]["runs"] == 4
+    assert prov["invocations"][0]["command"] == shlex.join(["ftbook", "study", str(shapes), *map(str, args)])
+    assert prov["invocations"][0]["runs"] == 4
     again = ftbook("study", shapes, *args)  # everything is there: nothing retrained, the verdicts again
     assert again.returncode == 0 and "seed 0" not in again.stdout and "the interval" in again.stdout
     assert pd.read_csv(tmp_path / "study" / "runs.csv").equals(runs)
@@ -390,14 +389,15 @@ def test_every_command_speaks_in_ftbook_lines(tmp_path):
     "Messy data provokes every note; each command's stderr holds ftbook's lines only, and the data is unchanged."
     data = messy_dataset(tmp_path / "messy")
     before = snapshot(data)
-    r = ftbook("finetune", data, "--method", "probe", "--epochs", "2", *TINY, "--out", tmp_path / "run")
+    r = ftbook_process("finetune", data, "--method", "probe", "--epochs", "2", *TINY, "--out", tmp_path / "run")
     assert r.returncode == 0, r.stderr
     lines = only_ftbook_lines(r.stderr)
     assert any(f"skipped {data / 'circle' / 'broken.jpg'}: not an image" in line for line in lines), lines
     assert any("huge.png: very large image (9500x9500, 90 megapixels)" in line for line in lines), lines
     assert any("class 'triangle' has 1 training image and no validation image" in line for line in lines)
     assert r.stdout.index("data: classes layout") < r.stdout.index("epoch  phase")  # summary before training
-    q = ftbook("finetune", data, "--method", "probe", "--epochs", "1", "--quiet", *TINY, "--out", tmp_path / "q")
+    q = ftbook_process("finetune", data, "--method", "probe", "--epochs", "1", "--quiet", *TINY,
+                       "--out", tmp_path / "q")
     assert q.returncode == 0 and only_ftbook_lines(q.stderr) and "skipped" in q.stderr  # --quiet keeps them
     model = tmp_path / "run" / "model.pth"
     for args in (["check", data], ["evaluate", model, data], ["predict", model, data],
@@ -405,7 +405,7 @@ def test_every_command_speaks_in_ftbook_lines(tmp_path):
                  ["sizes", data, "--per-class", "1", "--seeds", "1", "--steps", "1", "--probe-steps", "1",
                   "--arch", "efficientnet_lite0", "--size", "32", "--out", tmp_path / "sz"],
                  ["bench", data, *TINY, "--steps", "2"]):
-        r = ftbook(*args)
+        r = ftbook_process(*args)
         assert r.returncode in (0, 1), (args[0], r.stderr)  # check: 1, the triangle has no validation image
         only_ftbook_lines(r.stderr)
     assert snapshot(data) == before
@@ -421,8 +421,7 @@ def test_a_full_disk_loses_no_work(shapes, tmp_path):
     try:
         out = disk / "run"
         args = ["finetune", shapes, "--method", "fine_tune", "--epochs", "6", *TINY]
-        p = subprocess.Popen([FTBOOK, *map(str, args), "--out", str(out)], env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+        p = ftbook_started(*args, "--out", out)
         for line in p.stdout:  # once epoch 2 is checkpointed and printed, the disk fills up
             if line.split()[:1] == ["2"]: break
         filler = disk / "filler"

@@ -1,25 +1,15 @@
 """Before and after training, as a user runs them: `ftbook check --labels` finds planted label mistakes (exact rows)
 and changes nothing; `finetune --exclude` leaves rows out; `ftbook export` writes an .onnx file that `predict` and
 `evaluate` read with the same labels as model.pth; a missing optional extra is one line naming it."""
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import snapshot
+from conftest import ftbook, ftbook_process, snapshot
 from ftbook.check import load_dataset, make_synthetic
 
-FTBOOK = str(Path(sys.executable).parent / "ftbook")
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "FTBOOK_DEVICE": "cpu"}
 TINY = ["--arch", "efficientnet_lite0", "--size", "32", "--bs", "8"]
-
-
-def ftbook(*args, env=ENV):
-    return subprocess.run([FTBOOK, *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +85,8 @@ def test_a_missing_extra_is_one_line_naming_it(trained, tmp_path):
     for module in ("onnxscript", "cleanlab"):
         (hide / module).mkdir()
         (hide / module / "__init__.py").write_text("raise ImportError('hidden for the test')\n")
-    env = {**ENV, "PYTHONPATH": f"{hide}{os.pathsep}{ENV.get('PYTHONPATH', '')}"}
-    r = ftbook("export", model, "--out", tmp_path / "m.onnx", env=env)
+    env = {"PYTHONPATH": os.pathsep.join([str(hide), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    r = ftbook_process("export", model, "--out", tmp_path / "m.onnx", env=env)
     assert r.returncode == 1 and r.stderr.strip() == "ftbook export: error: onnxscript is not installed: pip install 'ftbook[deploy]'"
-    r = ftbook("check", shapes, "--labels", "--out", tmp_path / "l", env=env)
+    r = ftbook_process("check", shapes, "--labels", "--out", tmp_path / "l", env=env)
     assert r.stderr.strip() == "ftbook check: error: cleanlab is not installed: pip install 'ftbook[labels]'"
