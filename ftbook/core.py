@@ -347,12 +347,15 @@ class Reference:
     provenance: dict
 
     def line(self) -> str:
-        "Where these results come from, in one line."
-        first, last = self.provenance["invocations"][0], self.provenance["invocations"][-1]
-        commands = "; ".join(dict.fromkeys(i["command"] for i in self.provenance["invocations"]))
+        "Where these results come from, in one line: first to last where its invocations differ."
+        runs = self.provenance["invocations"]
+        span = lambda values: " to ".join(dict.fromkeys([values[0], values[-1]]))
+        commands = "; ".join(dict.fromkeys(i["command"] for i in runs))
+        commits = span([str(i["commit"])[:7] for i in runs])
+        dates = span([i["date"][:10] for i in runs])
         hours = self.provenance["wall_seconds"] / 3600
-        return (f"`{commands}` — ftbook {last['ftbook']}, commit {str(last['commit'])[:7]}, "
-                f"{first['date'][:10]}, {last['device']}, torch {last['torch']}; "
+        return (f"`{commands}` — ftbook {runs[-1]['ftbook']}, commit {commits}, {dates}, "
+                f"{runs[-1]['device']}, torch {runs[-1]['torch']}; "
                 f"{len(self.runs)} runs, {hours:.1f} h of wall time")
 
 def reference_dir() -> Path:

@@ -11,7 +11,10 @@ cd "$data"
 sizes="--size 160 --arch efficientnet_lite0 --seeds 5"
 ftbook sizes hymenoptera_data clothing-dataset-small --per-class 5 20 50 100 $sizes \
     --steps 128 --probe-steps 1024 --out "$out/sizes"
-ftbook sizes clothing-dataset-small --per-class 5 $sizes --steps 256 --probe-steps 2048 --out "$out/sizes-doubled"
+# the convergence check: twice the budget, 3 seeds, where fine-tuning is slowest to settle (5) and where its best
+# weights came at the last epoch (50, 100)
+ftbook sizes clothing-dataset-small --per-class 5 50 100 --size 160 --arch efficientnet_lite0 --seeds 3 \
+    --steps 256 --probe-steps 2048 --out "$out/sizes-doubled"
 ftbook study hymenoptera_data --budgets 5 10 --seeds 5 --size 224 --arch efficientnet_lite0 --out "$out/study"
 ftbook study clothing-dataset-small --per-class 50 --budgets 5 10 --seeds 5 --size 160 --arch efficientnet_lite0 \
     --out "$out/study"
