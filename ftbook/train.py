@@ -198,7 +198,7 @@ def predictions(model: nn.Module, dl: DataLoader, device, amp: str | bool | None
         x = to_device(x, device)
         with autocast(device, amp):
             outs.append((mirror_mean(model, x) if tta else model(x).float()).cpu())
-        ys.append(y)
+        ys.append(y.cpu())  # labels from cached features live on the device
     return torch.cat(outs), torch.cat(ys)
 
 def evaluate(model: nn.Module, dl: DataLoader, device, amp: str | bool | None = None) -> tuple:
@@ -464,6 +464,7 @@ def lr_find(run: Run, stage: Stage, train_bn: bool = False, start: float = 1e-7,
     "The `valley` suggestion and the (lr, loss, smoothed) sweep of `stage`; weights restored."
     import pandas as pd
     device = device or default_device()
+    run.model.to(device, memory_format=torch.channels_last)  # as `fit`: the sweep runs there
     saved = copy.deepcopy(run.model.state_dict())
     s = prepare_stage(run, stage, train_bn, True, device, 0, amp)
     optimizer, rows, avg = make_optimizer(run.groups), [], 0.0
