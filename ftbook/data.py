@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 import zlib
 from contextlib import contextmanager
@@ -19,11 +20,14 @@ from PIL import Image, ImageFile, ImageOps
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from .core import default_device
+
 # %% auto #0
 __all__ = ['IMG_EXTS', 'SPLIT_DIRS', 'LAYOUTS', 'ALPHA_MODES', 'WIDE_MODES', 'EXIF_ORIENTATION', 'IMAGENET_STATS', 'HALF_STATS',
            'DataError', 'Layout', 'class_dirs', 'find_layout', 'scan', 'split_valid', 'items_from', 'get_items',
            'subset', 'score_splits', 'class_counts', 'show_images', 'to_rgb', 'decode_image', 'load_rgb', 'valid_tfms',
-           'train_tfms', 'denormalize', 'single_thread', 'collate', 'ImageDataset', 'image_loader', 'torch_loaders']
+           'train_tfms', 'denormalize', 'single_thread', 'collate', 'ImageDataset', 'loader_workers', 'image_loader',
+           'torch_loaders']
 
 # %% ../nbs/01_data.ipynb #c006
 IMG_EXTS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -309,11 +313,21 @@ class ImageDataset(Dataset):
         self.shrink = (v2.Resize(round(1.15 * size), antialias=True) if train
                        else v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)]))
         self.views = {True: train_tfms(size, stats, min_scale), False: valid_tfms(size, stats)}
-        self.train, self.augment = train, augment and train  # only a training set augments
+        self.train = train
+        self._augment = torch.zeros((), dtype=torch.bool).share_memory_()  # workers see it too
+        self.augment = augment
         self._cache = [None] * len(self.paths) if cache_images else None
         self._cached_bytes = 0
 
     def __len__(self) -> int: return len(self.paths)
+
+    @property
+    def augment(self) -> bool:
+        "Whether a training image gets its augmented view: set between epochs, workers see it."
+        return bool(self._augment)
+
+    @augment.setter
+    def augment(self, on: bool) -> None: self._augment.fill_(bool(on) and self.train)
 
     def image(self, i: int) -> torch.Tensor:
         "Image `i` as shrunk uint8 CHW: decoded now, or once and then kept if caching."
@@ -347,18 +361,25 @@ class ImageDataset(Dataset):
         with single_thread(): return [self[i] for i in idxs]
 
 # %% ../nbs/01_data.ipynb #c059
-def _loader_kw(bs: int, num_workers: int) -> dict:
+def loader_workers(device=None) -> int:
+    "Worker processes per loader: none on a CPU (training needs its cores), else up to 8."
+    if torch.device(device or default_device()).type == "cpu": return 0
+    cores = os.process_cpu_count() if hasattr(os, "process_cpu_count") else os.cpu_count()
+    return max(0, min(8, (cores or 1) - 1))  # a core stays with the main process
+
+def _loader_kw(bs: int, num_workers: int | None, n: int) -> dict:
+    if num_workers is None: num_workers = min(loader_workers(), -(-n // bs))  # <= one per batch
     return dict(batch_size=bs, num_workers=num_workers, collate_fn=collate,
                 pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0)
 
-def image_loader(items: pd.DataFrame, size: int, stats, vocab, bs: int = 32, num_workers: int = 0,
-                 cache_images: bool = True) -> DataLoader:
+def image_loader(items: pd.DataFrame, size: int, stats, vocab, bs: int = 32,
+                 num_workers: int | None = None, cache_images: bool = True) -> DataLoader:
     "An ordered loader of the validation view of every row of `items`."
     ds = ImageDataset(items, size, stats, vocab, cache_images=cache_images)
-    return DataLoader(ds, shuffle=False, drop_last=False, **_loader_kw(bs, num_workers))
+    return DataLoader(ds, shuffle=False, drop_last=False, **_loader_kw(bs, num_workers, len(ds)))
 
 def torch_loaders(items: pd.DataFrame, size: int, stats, bs: int = 32, augment: bool = True,
-                  seed: int = 0, num_workers: int = 0, cache_images: bool = True,
+                  seed: int = 0, num_workers: int | None = None, cache_images: bool = True,
                   min_scale: float = 0.35) -> tuple:
     "(train_dl, valid_dl) over the train and valid rows of `items`; shuffling seeded by `seed`."
     train, valid = items[items["split"] == "train"], items[items["split"] == "valid"]
@@ -367,8 +388,9 @@ def torch_loaders(items: pd.DataFrame, size: int, stats, bs: int = 32, augment: 
     vocab = sorted(set(train["label"]))
     train_ds = ImageDataset(train, size, stats, vocab, True, augment, cache_images, min_scale)
     valid_dl = image_loader(valid, size, stats, vocab, bs, num_workers, cache_images)
-    if cache_images and num_workers > 0:  # fill the caches before the workers start, to share them
-        for ds in (train_ds, valid_dl.dataset): ds.preload()
     train_dl = DataLoader(train_ds, shuffle=True, generator=torch.Generator().manual_seed(seed),
-                          drop_last=len(train_ds) % bs == 1, **_loader_kw(bs, num_workers))
+                          drop_last=len(train_ds) % bs == 1,
+                          **_loader_kw(bs, num_workers, len(train_ds)))
+    if cache_images and train_dl.num_workers > 0:  # fill the caches before workers start: shared
+        for ds in (train_ds, valid_dl.dataset): ds.preload()
     return train_dl, valid_dl

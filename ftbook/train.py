@@ -107,7 +107,8 @@ def cached_loaders(model: nn.Module, dls: tuple, device: torch.device,
                    amp: bool = False) -> tuple[DataLoader, DataLoader]:
     "Loaders over pooled body features of `dls`: the same batches, shuffled by the same generator."
     train_dl, valid_dl = dls
-    in_order = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn)
+    in_order = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn,
+                          num_workers=train_dl.num_workers, pin_memory=train_dl.pin_memory)
     engine = feature_engine(device, amp, len(train_dl.dataset) + len(valid_dl.dataset))
     train, valid = body_features(model, [in_order, valid_dl], device, amp, engine)
     return (DataLoader(train, train_dl.batch_size, shuffle=True,
@@ -222,7 +223,9 @@ def data_parallel(net: nn.Module, train_dl: DataLoader, device: torch.device, se
     if not is_distributed(): return net, train_dl
     sampler = DistributedSampler(train_dl.dataset, shuffle=True, seed=seed)
     shard = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn,
-                       drop_last=train_dl.drop_last, sampler=sampler)
+                       drop_last=train_dl.drop_last, sampler=sampler,
+                       num_workers=train_dl.num_workers, pin_memory=train_dl.pin_memory,
+                       persistent_workers=train_dl.persistent_workers)
     gpus = None
     if device.type == "cuda":
         gpus = [device.index if device.index is not None else torch.cuda.current_device()]
@@ -266,14 +269,15 @@ class Run(NamedTuple):
 
 def setup_run(items, arch: str | None = None, size: int = 224, bs: int = 32, seed: int = 0,
               augment: bool = True, pretrained: bool = True, head: str = "linear", weights=None,
-              cache_images: bool = True, min_scale: float = 0.35) -> Run:
+              cache_images: bool = True, min_scale: float = 0.35,
+              num_workers: int | None = None) -> Run:
     "Seed, then the model for the training classes of `items`, its layer groups, and the loaders."
     seed_everything(seed)
     bb = get_backbone(arch)
     n_out = items.loc[items["split"] == "train", "label"].nunique()
     model = create_model(bb.name, n_out, pretrained, head, weights)
-    dls = torch_loaders(items, size, bb.stats, bs, augment, seed, cache_images=cache_images,
-                        min_scale=min_scale)
+    dls = torch_loaders(items, size, bb.stats, bs, augment, seed, num_workers, cache_images,
+                        min_scale)
     return Run(model, layer_groups(model, bb.name), dls)
 
 # %% ../nbs/04_layerwise.ipynb #c034
