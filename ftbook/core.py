@@ -350,12 +350,13 @@ class Reference:
         "Where these results come from, in one line: first to last where its invocations differ."
         runs = self.provenance["invocations"]
         span = lambda values: " to ".join(dict.fromkeys([values[0], values[-1]]))
-        commands = "; ".join(dict.fromkeys(i["command"] for i in runs))
+        every = lambda key: "; ".join(dict.fromkeys(str(i[key]) for i in runs))
+        commands, devices = every("command"), every("device")
         commits = span([str(i["commit"])[:7] for i in runs])
         dates = span([i["date"][:10] for i in runs])
         hours = self.provenance["wall_seconds"] / 3600
         return (f"`{commands}` — ftbook {runs[-1]['ftbook']}, commit {commits}, {dates}, "
-                f"{runs[-1]['device']}, torch {runs[-1]['torch']}; "
+                f"{devices}, torch {span([i['torch'] for i in runs])}; "
                 f"{len(self.runs)} runs, {hours:.1f} h of wall time")
 
 def reference_dir() -> Path:

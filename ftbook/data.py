@@ -26,8 +26,8 @@ from .core import default_device
 __all__ = ['IMG_EXTS', 'SPLIT_DIRS', 'LAYOUTS', 'ALPHA_MODES', 'WIDE_MODES', 'EXIF_ORIENTATION', 'IMAGENET_STATS', 'HALF_STATS',
            'DataError', 'Layout', 'class_dirs', 'find_layout', 'scan', 'split_valid', 'items_from', 'get_items',
            'subset', 'score_splits', 'class_counts', 'show_images', 'to_rgb', 'decode_image', 'load_rgb', 'valid_tfms',
-           'train_tfms', 'denormalize', 'single_thread', 'collate', 'ImageDataset', 'loader_workers', 'image_loader',
-           'torch_loaders']
+           'train_tfms', 'denormalize', 'single_thread', 'collate', 'ImageDataset', 'loader_workers', 'workers_of',
+           'image_loader', 'torch_loaders']
 
 # %% ../nbs/01_data.ipynb #c006
 IMG_EXTS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -38,6 +38,11 @@ LAYOUTS = ("train/<class>/<images> with val/, valid/ or validation/ (test/ optio
 class DataError(ValueError):
     "A problem with the data; the message names the folder or file and the reason."
     def __init__(self, where, reason: str | None = None):
+        # re-raised from a loader's worker: the message is the worker's traceback
+        if reason is None and "\nOriginal Traceback" in str(where):
+            last = str(where).strip().splitlines()[-1].split(": ", 1)[-1]  # "ftbook...: path: why"
+            where, _, reason = last.partition(": ")
+            reason = reason or None
         self.path, self.reason = (str(where), reason) if reason is not None else (None, str(where))
         super().__init__(f"{where}: {reason}" if reason is not None else str(where))
 
@@ -313,21 +318,11 @@ class ImageDataset(Dataset):
         self.shrink = (v2.Resize(round(1.15 * size), antialias=True) if train
                        else v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)]))
         self.views = {True: train_tfms(size, stats, min_scale), False: valid_tfms(size, stats)}
-        self.train = train
-        self._augment = torch.zeros((), dtype=torch.bool).share_memory_()  # workers see it too
-        self.augment = augment
+        self.train, self.augment = train, augment and train  # only a training set augments
         self._cache = [None] * len(self.paths) if cache_images else None
         self._cached_bytes = 0
 
     def __len__(self) -> int: return len(self.paths)
-
-    @property
-    def augment(self) -> bool:
-        "Whether a training image gets its augmented view: set between epochs, workers see it."
-        return bool(self._augment)
-
-    @augment.setter
-    def augment(self, on: bool) -> None: self._augment.fill_(bool(on) and self.train)
 
     def image(self, i: int) -> torch.Tensor:
         "Image `i` as shrunk uint8 CHW: decoded now, or once and then kept if caching."
@@ -362,21 +357,32 @@ class ImageDataset(Dataset):
 
 # %% ../nbs/01_data.ipynb #c059
 def loader_workers(device=None) -> int:
-    "Worker processes per loader: none on a CPU (training needs its cores), else up to 8."
-    if torch.device(device or default_device()).type == "cpu": return 0
+    "Worker processes per loader: none on a CPU (training needs its cores); on CUDA up to 8."
+    forks = "fork" in torch.multiprocessing.get_all_start_methods()
+    if torch.device(device or default_device()).type != "cuda" or not forks: return 0
     cores = os.process_cpu_count() if hasattr(os, "process_cpu_count") else os.cpu_count()
-    return max(0, min(8, (cores or 1) - 1))  # a core stays with the main process
+    per_gpu = (cores or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # torchrun: shared
+    return max(0, min(8, per_gpu - 1))  # a core stays with the main process
+
+def _workers_kw(num_workers: int) -> dict:
+    forked = dict(multiprocessing_context="fork") if num_workers > 0 else {}
+    return dict(num_workers=num_workers, pin_memory=torch.cuda.is_available(), **forked)
+
+def workers_of(dl: DataLoader) -> dict:
+    "The worker settings of `dl`, for another loader over the same images."
+    return _workers_kw(dl.num_workers)
 
 def _loader_kw(bs: int, num_workers: int | None, n: int) -> dict:
     if num_workers is None: num_workers = min(loader_workers(), -(-n // bs))  # <= one per batch
-    return dict(batch_size=bs, num_workers=num_workers, collate_fn=collate,
-                pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0)
+    return dict(batch_size=bs, collate_fn=collate, **_workers_kw(num_workers))
 
 def image_loader(items: pd.DataFrame, size: int, stats, vocab, bs: int = 32,
                  num_workers: int | None = None, cache_images: bool = True) -> DataLoader:
     "An ordered loader of the validation view of every row of `items`."
     ds = ImageDataset(items, size, stats, vocab, cache_images=cache_images)
-    return DataLoader(ds, shuffle=False, drop_last=False, **_loader_kw(bs, num_workers, len(ds)))
+    dl = DataLoader(ds, shuffle=False, drop_last=False, **_loader_kw(bs, num_workers, len(ds)))
+    if dl.num_workers > 0: ds.preload()  # workers get a copy: what they decode, they forget
+    return dl
 
 def torch_loaders(items: pd.DataFrame, size: int, stats, bs: int = 32, augment: bool = True,
                   seed: int = 0, num_workers: int | None = None, cache_images: bool = True,
@@ -391,6 +397,5 @@ def torch_loaders(items: pd.DataFrame, size: int, stats, bs: int = 32, augment: 
     train_dl = DataLoader(train_ds, shuffle=True, generator=torch.Generator().manual_seed(seed),
                           drop_last=len(train_ds) % bs == 1,
                           **_loader_kw(bs, num_workers, len(train_ds)))
-    if cache_images and train_dl.num_workers > 0:  # fill the caches before workers start: shared
-        for ds in (train_ds, valid_dl.dataset): ds.preload()
+    if augment and train_dl.num_workers > 0: train_ds.preload()  # the plain view reads files
     return train_dl, valid_dl

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from .core import (PRECISIONS, default_device, history_frame, phase_throughput,
                          seed_everything, write_atomic)
-from .data import torch_loaders
+from .data import torch_loaders, workers_of
 from .models import (create_model, freeze_to, frozen_count, get_backbone, layer_groups,
                            set_bn_eval)
 from .schedule import Stage, position, schedule_at
@@ -108,7 +108,7 @@ def cached_loaders(model: nn.Module, dls: tuple, device: torch.device,
     "Loaders over pooled body features of `dls`: the same batches, shuffled by the same generator."
     train_dl, valid_dl = dls
     in_order = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn,
-                          num_workers=train_dl.num_workers, pin_memory=train_dl.pin_memory)
+                          **workers_of(train_dl))
     engine = feature_engine(device, amp, len(train_dl.dataset) + len(valid_dl.dataset))
     train, valid = body_features(model, [in_order, valid_dl], device, amp, engine)
     return (DataLoader(train, train_dl.batch_size, shuffle=True,
@@ -223,9 +223,7 @@ def data_parallel(net: nn.Module, train_dl: DataLoader, device: torch.device, se
     if not is_distributed(): return net, train_dl
     sampler = DistributedSampler(train_dl.dataset, shuffle=True, seed=seed)
     shard = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn,
-                       drop_last=train_dl.drop_last, sampler=sampler,
-                       num_workers=train_dl.num_workers, pin_memory=train_dl.pin_memory,
-                       persistent_workers=train_dl.persistent_workers)
+                       drop_last=train_dl.drop_last, sampler=sampler, **workers_of(train_dl))
     gpus = None
     if device.type == "cuda":
         gpus = [device.index if device.index is not None else torch.cuda.current_device()]
