@@ -22,10 +22,11 @@ doubled() {  # the convergence check: twice the budget, 3 seeds, where fine-tuni
     ftbook sizes clothing-dataset-small --per-class 5 50 100 $lite0 --seeds 3 \
         --steps 256 --probe-steps 2048 --out "$out/sizes-doubled"
 }
-study() {  # fine_tune(5) vs fine_tune(10): two small settings, then two near the CLI's accuracy
+study() {  # fine_tune(5) vs fine_tune(10): two small settings, then three near the CLI's (340 px: its own)
     ftbook study hymenoptera_data --budgets 5 10 --seeds 5 --size 224 --arch efficientnet_lite0 --out "$out/study"
     ftbook study clothing-dataset-small --per-class 50 --budgets 5 10 --seeds 5 $lite0 --out "$out/study"
     ftbook study hymenoptera_data --budgets 5 10 --seeds 5 --size 260 --arch efficientnet_lite2 --out "$out/study"
+    ftbook study hymenoptera_data --budgets 5 10 --seeds 5 --size 340 --arch efficientnet_lite2 --out "$out/study"
     ftbook study clothing-dataset-small --budgets 5 10 --seeds 5 $lite0 --out "$out/study"
 }
 recipe() {  # the default recipe: its metrics and history are kept, not the model files
