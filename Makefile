@@ -40,7 +40,7 @@ check-export: $(STAMP)
 
 test-py: $(STAMP)
 	@mkdir -p $(JUNIT)
-	$(BIN)/python -m pytest tests/ -q -rs -n 2 --junitxml=$(JUNIT)/tests.xml
+	$(BIN)/python -m pytest tests/ -q -rs -n 2 --durations=15 --junitxml=$(JUNIT)/tests.xml
 
 # Every notebook executed as a test, on the smoke profile (every cell runs, on a few images): the numbers are
 # `make book`'s job. FTBOOK_TEST_PROFILE=quick runs them at the book's size.

@@ -15,8 +15,9 @@ from torch.utils.data import DataLoader
 from .core import default_device, seed_everything
 from .models import create_model
 from .schedule import Stage, plan_probe
-from .train import (autocast, body_features, fit, make_optimizer, prepare_stage, setup_run,
-                          train_epoch, use_amp)
+from .features import body_features
+from .precision import autocast, use_amp
+from .train import fit, make_optimizer, prepare_stage, setup_run, train_epoch
 
 # %% auto #0
 __all__ = ['median_rate', 'ceiling', 'loop_steps', 'loop_throughput', 'fastai_throughput', 'cached_speedup', 'feature_pass',

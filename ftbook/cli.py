@@ -256,7 +256,7 @@ def _settings(args) -> RunSettings:
 
 def _finetune(args) -> int:
     from ftbook.finetune import finetune
-    from ftbook.train import distributed, is_main
+    from ftbook.distributed import distributed, is_main
     s = _settings(args)
     log = None if args.quiet else EpochPrinter()
     progress = sys.stdout.isatty() and not args.quiet  # bars on a terminal only, never in a log

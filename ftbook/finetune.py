@@ -9,20 +9,23 @@ import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Callable
 
 from .core import RunSettings, provenance, save_figure, write_atomic
 from .inference import load_model, save_model, score
-from .schedule import epochs_for, get_method, method_plan
+from .schedule import Method, epochs_for, get_method, method_plan
 
 # %% auto #0
-__all__ = ['train_loop', 'resolve', 'finetune', 'plot_curves']
+__all__ = ['train_loop', 'trainer', 'resolve', 'finetune', 'plot_curves']
 
 # %% ../nbs/08_finetune.ipynb #f007
 def train_loop(items, s: RunSettings, epochs: int, out: Path, progress: bool, resume: bool,
                log=None) -> tuple:
     "The loop's run of `s.method` for `epochs`: (history, the model with its best weights, rate)."
     from ftbook.core import default_device
-    from ftbook.train import fit, lr_find, setup_run, use_amp
+    from ftbook.lr_finder import lr_find
+    from ftbook.precision import use_amp
+    from ftbook.train import fit, setup_run
     m = get_method(s.method)
     run = setup_run(items, s.arch, s.size, s.bs, s.seed, pretrained=m.pretrained,
                     head=m.head or s.head, weights=s.weights)
@@ -34,6 +37,12 @@ def train_loop(items, s: RunSettings, epochs: int, out: Path, progress: bool, re
             ckpt_dir=Path(out) / "checkpoints", restore_best=True, progress=progress,
             on_epoch=log, amp=amp)
     return h, run.model, lr or m.lr
+
+def trainer(method: Method) -> Callable:
+    "The function that trains `method`: the loop, or fastai's Learner (fastai imported only then)."
+    if method.on_loop: return train_loop
+    from ftbook.fastai_tune import train_fastai
+    return train_fastai
 
 # %% ../nbs/08_finetune.ipynb #f009
 def _plain(v):
@@ -51,14 +60,14 @@ def resolve(s: RunSettings) -> RunSettings:
 def finetune(items, s: RunSettings, out: Path, progress: bool = True, resume: bool = False,
              log=None, command: str = "ftbook.finetune.finetune") -> dict:
     "Fine-tune on `items` (from `load_dataset`) as `s` says; write the model and metrics to `out`."
-    from ftbook.train import is_main
+    from ftbook.distributed import is_main
     out, t0, s = Path(out), time.perf_counter(), resolve(s)
     if is_main():  # under torchrun, rank 0 writes the files
         write_atomic(items[["path", "label", "split"]].to_csv(index=False).encode(),
                      out / "split.csv")
     # the main phase's epochs: as many as `s.steps` optimiser steps need, unless `s.epochs`
     epochs = s.epochs or epochs_for(s.steps, int((items.split == "train").sum()), s.bs)
-    train = get_method(s.method).train_function()
+    train = trainer(get_method(s.method))
     hist, model, lr = train(items, s, epochs, out, progress, resume, log)
     if not is_main(): return {}  # under torchrun, rank 0 writes the files
     vocab = sorted(set(items.label[items.split == "train"]))
@@ -83,7 +92,7 @@ def _meta(s: RunSettings, vocab: list, epoch: int) -> dict:
 
 def _save_models(model, hist, s: RunSettings, vocab: list, out: Path) -> dict:
     "Write `model.pth` (the best weights, in `model`) and `last.pth`; say what each one is."
-    from ftbook.train import read_checkpoint
+    from ftbook.checkpoints import read_checkpoint
     best = hist.loc[hist.valid_loss.idxmin()]
     last = hist.iloc[-1]
     save_model(model, _meta(s, vocab, int(best.epoch)), out / "model.pth")

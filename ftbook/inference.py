@@ -16,7 +16,7 @@ MODEL_KEYS = ("arch", "head", "vocab", "size", "stats", "precision")  # what loa
 
 def save_model(model, meta: dict, path) -> None:
     "Write `model`'s weights with `meta` (plain values, `MODEL_KEYS` at least) to `path`, safely."
-    from ftbook.train import save_atomic
+    from ftbook.checkpoints import save_atomic
     missing = [k for k in MODEL_KEYS if k not in meta]
     if missing: raise ValueError(f"model metadata lacks {missing}")
     save_atomic(dict(meta, state_dict=model.state_dict()), path)
@@ -24,7 +24,7 @@ def save_model(model, meta: dict, path) -> None:
 def load_model(path) -> tuple:
     "(model in eval mode, its metadata) from a file of `save_model` or an exported `.onnx` file."
     from ftbook.models import create_model
-    from ftbook.train import ModelFileError, read_checkpoint
+    from ftbook.checkpoints import ModelFileError, read_checkpoint
     if Path(path).suffix.lower() == ".onnx": return load_onnx(path)
     ck = read_checkpoint(path)
     if not isinstance(ck, dict) or "state_dict" not in ck or not set(MODEL_KEYS) <= set(ck):
@@ -54,7 +54,7 @@ class OnnxModel:
 def load_onnx(path) -> tuple:
     "(an `OnnxModel`, its metadata) from an `.onnx` file written by `ftbook export`."
     import json
-    from ftbook.train import ModelFileError
+    from ftbook.checkpoints import ModelFileError
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
     try: model = OnnxModel(path)
@@ -68,7 +68,8 @@ def load_onnx(path) -> tuple:
 def model_outputs(model, meta: dict, batches, tta: bool = False) -> tuple:
     "(logits, labels) of a saved model over `batches` of (images, labels), at its precision."
     from ftbook.core import default_device
-    from ftbook.train import predictions, use_amp
+    from ftbook.evaluation import predictions
+    from ftbook.precision import use_amp
     device = default_device()
     return predictions(model.to(device), batches, device, use_amp(device, meta.get("precision")),
                        tta=tta)

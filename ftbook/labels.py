@@ -14,7 +14,8 @@ import torch
 from .core import default_device, needs, seed_everything
 from .data import image_loader
 from .models import create_model, get_backbone
-from .train import body_features, feature_engine, use_amp
+from .features import body_features, feature_engine
+from .precision import use_amp
 
 # %% auto #0
 __all__ = ['dataset_features', 'out_of_sample_probs', 'label_issues', 'find_label_issues', 'show_issues', 'write_label_issues',
@@ -134,7 +135,8 @@ def feature_probe_accuracy(X: np.ndarray, items: pd.DataFrame, train_mask, seed:
     "Test accuracy of the loop's probe (`plan_probe`) trained on the `train_mask` rows' features."
     from torch.utils.data import DataLoader, TensorDataset
     from ftbook.schedule import plan_probe
-    from ftbook.train import evaluate, fit
+    from ftbook.evaluation import evaluate
+    from ftbook.train import fit
     classes = sorted(set(items["label"]))
     y = torch.tensor([classes.index(c) for c in items["label"]])
     feats = torch.from_numpy(np.array(X, dtype=np.float32))  # a copy: X may be read-only

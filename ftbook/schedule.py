@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 # %% auto #0
-__all__ = ['HEAD_ONLY', 'LOOP', 'METHODS', 'lr_range', 'ulmfit_lrs', 'Stage', 'cos_anneal', 'schedule_at', 'position',
-           'plan_schedule', 'plan_fine_tune', 'plan_probe', 'plan_gradual', 'plan_lp_ft', 'plan_scratch', 'epochs_for',
+__all__ = ['HEAD_ONLY', 'METHODS', 'lr_range', 'ulmfit_lrs', 'Stage', 'cos_anneal', 'schedule_at', 'position', 'plan_schedule',
+           'plan_fine_tune', 'plan_probe', 'plan_gradual', 'plan_lp_ft', 'plan_scratch', 'epochs_for', 'PlanArgs',
            'Method', 'get_method', 'method_plan']
 
 # %% ../nbs/01c_schedule.ipynb #h006
@@ -123,45 +123,48 @@ def epochs_for(steps: int, n_train: int, bs: int) -> int:
     return max(1, math.ceil(steps / math.ceil(n_train / bs)))
 
 # %% ../nbs/01c_schedule.ipynb #h029
-LOOP = "ftbook.finetune:train_loop"  # the training chapter's loop, as `ftbook finetune` runs it
+@dataclass(frozen=True)
+class PlanArgs:
+    "What a method's plan is built from, by name."
+    epochs: int            # the method's main epochs (`Method.help` says which)
+    n_groups: int          # layer groups of the model, the head included
+    lr: float              # peak learning rate of the head
+    probe_epochs: int = 10  # LP-FT: epochs of its probe stage
+    top: int = 1           # LP-FT: body groups it fine-tunes
 
 @dataclass(frozen=True)
 class Method:
-    "A named recipe: its plan, default rate, BatchNorm policy, head, and the code that trains it."
-    plan: Callable           # (epochs, n_groups, lr, probe_epochs, top) -> list[Stage]
+    "A named recipe: its plan, default rate, BatchNorm policy, head, and who trains it."
+    plan: Callable           # PlanArgs -> list[Stage]
     lr: float                # default peak learning rate of the head
     train_bn: bool           # BatchNorm trains (fastai) or keeps its statistics (Keras)
     help: str                # what `--epochs` counts
     pretrained: bool = True  # start from ImageNet weights
     head: str | None = None  # the head it needs; None: the run's choice (`--head`)
-    trainer: str = LOOP      # "module:function" that trains it
+    by_fastai: bool = False  # trained by fastai's own Learner, not by the loop
     bf16: bool = True        # may train in bf16 where the run asks (fastai's trains in float32)
+    reads: tuple = ()        # the `PlanArgs` it reads besides epochs, groups and rate
 
     @property
     def on_loop(self) -> bool:
         "Trained by the hand-written loop (so the studies can run it)."
-        return self.trainer == LOOP
-
-    def train_function(self) -> Callable:
-        "The function that trains this method, imported now."
-        import importlib
-        module, name = self.trainer.split(":")
-        return getattr(importlib.import_module(module), name)
+        return not self.by_fastai
 
 METHODS = {
-    "fine_tune": Method(lambda e, n, lr, p, top: plan_fine_tune(e, lr), 2e-3, True,
+    "fine_tune": Method(lambda a: plan_fine_tune(a.epochs, a.lr), 2e-3, True,
                         "epochs after one frozen epoch (fastai's fine_tune plan, by the loop)"),
-    "gradual": Method(lambda e, n, lr, p, top: plan_gradual(e, n, lr), 2e-3, True,
+    "gradual": Method(lambda a: plan_gradual(a.epochs, a.n_groups, a.lr), 2e-3, True,
                       "epochs after the head's, one more group unfrozen each"),
-    "probe": Method(lambda e, n, lr, p, top: plan_probe(e, lr), 5e-3, False,
+    "probe": Method(lambda a: plan_probe(a.epochs, a.lr), 5e-3, False,
                     "epochs of the head alone, on cached features (a linear probe)"),
-    "lp_ft": Method(lambda e, n, lr, p, top: plan_lp_ft(p, e, n, lr, top), 5e-3, False,
-                    "epochs of the --top body groups and the head, after --probe-epochs of probe"),
-    "scratch": Method(lambda e, n, lr, p, top: plan_scratch(e, lr), 2e-3, True,
+    "lp_ft": Method(lambda a: plan_lp_ft(a.probe_epochs, a.epochs, a.n_groups, a.lr, a.top), 5e-3,
+                    False, "epochs of the --top body groups and the head, after --probe-epochs of probe",
+                    reads=("probe_epochs", "top")),
+    "scratch": Method(lambda a: plan_scratch(a.epochs, a.lr), 2e-3, True,
                       "epochs of everything, from random weights", pretrained=False),
-    "fastai": Method(lambda e, n, lr, p, top: plan_fine_tune(e, lr), 2e-3, True,
+    "fastai": Method(lambda a: plan_fine_tune(a.epochs, a.lr), 2e-3, True,
                      "unfrozen epochs of fastai's own fine_tune, with fastai's head",
-                     head="fastai", trainer="ftbook.fastai_tune:train_fastai", bf16=False),
+                     head="fastai", by_fastai=True, bf16=False),
 }
 
 def get_method(name: str) -> Method:
@@ -174,4 +177,5 @@ def method_plan(method: str, epochs: int, n_groups: int, lr: float | None = None
                 probe_epochs: int = 10, top: int = 1) -> list[Stage]:
     "The plan of `method` (a key of `METHODS`) for `epochs`, at its default rate unless `lr`."
     m = get_method(method)
-    return m.plan(epochs, n_groups, lr or m.lr, probe_epochs, top)
+    return m.plan(PlanArgs(epochs=epochs, n_groups=n_groups, lr=lr or m.lr,
+                           probe_epochs=probe_epochs, top=top))

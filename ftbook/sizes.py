@@ -17,7 +17,8 @@ from .data import image_loader, subset
 from .models import get_backbone
 from .study import paired_interval
 from .schedule import METHODS, epochs_for, method_plan
-from .train import evaluate, fit, setup_run
+from .evaluation import evaluate
+from .train import fit, setup_run
 
 # %% auto #0
 __all__ = ['SIZE_METHODS', 'RUN_KEYS', 'Budget', 'size_run', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe',

@@ -20,7 +20,8 @@ from .core import ResultsLog, default_device
 from .data import image_loader
 from .models import get_backbone
 from .schedule import method_plan
-from .train import EarlyStopping, evaluate, fit, setup_run
+from .evaluation import evaluate
+from .train import EarlyStopping, fit, setup_run
 
 # %% auto #0
 __all__ = ['RULES', 'STUDY_KEYS', 'run_seeds', 'best_epoch', 'early_stop_epoch', 'epoch_stats', 'selection', 'mean_std',

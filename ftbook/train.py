@@ -5,38 +5,30 @@
 # %% ../nbs/04_layerwise.ipynb #c004
 from __future__ import annotations
 
-import copy
-import io
 import math
-import os
 import time
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler
 
-from .core import (PRECISIONS, default_device, history_frame, phase_throughput,
-                         seed_everything, write_atomic)
-from .data import torch_loaders, workers_of
-from .models import (create_model, freeze_to, frozen_count, get_backbone, layer_groups,
-                           set_bn_eval)
+from .checkpoints import checkpoint_state, read_checkpoint, restore_checkpoint, save_atomic
+from .core import default_device, history_frame, phase_throughput, seed_everything
+from .data import torch_loaders
+from .distributed import data_parallel, is_main, sync_buffers, world_sum
+from .evaluation import evaluate
+from .features import cached_loaders, can_cache
+from .models import create_model, freeze_to, get_backbone, layer_groups, set_bn_eval
+from .precision import autocast, to_device, use_amp
 from .schedule import Stage, position, schedule_at
 
 # %% auto #0
-__all__ = ['ORT_MIN_IMAGES', 'make_optimizer', 'set_hypers', 'autocast', 'feature_engine', 'ort_session', 'body_features',
-           'cached_loaders', 'can_cache', 'TrainingDiverged', 'save_atomic', 'ModelFileError', 'read_checkpoint',
-           'EarlyStopping', 'to_device', 'native_bf16', 'use_amp', 'mirror_mean', 'predictions', 'evaluate',
-           'is_distributed', 'is_main', 'data_parallel', 'sync_buffers', 'world_sum', 'distributed', 'Run', 'setup_run',
-           'StageData', 'prepare_stage', 'EpochStats', 'train_epoch', 'Tracker', 'checkpoint_state', 'end_epoch',
-           'resume_from', 'epoch_row', 'fit', 'valley', 'lr_find', 'summarize_run']
+__all__ = ['make_optimizer', 'set_hypers', 'TrainingDiverged', 'EarlyStopping', 'Run', 'setup_run', 'StageData', 'prepare_stage',
+           'EpochStats', 'train_epoch', 'Tracker', 'end_epoch', 'resume_from', 'epoch_row', 'fit', 'summarize_run']
 
 # %% ../nbs/04_layerwise.ipynb #c018
 def make_optimizer(groups: list, name: str = "adamw", wd: float = 0.01) -> torch.optim.Optimizer:
@@ -54,97 +46,9 @@ def set_hypers(opt: torch.optim.Optimizer, stage: Stage, lrs: list[float], pct: 
         if "betas" in pg: pg["betas"] = (mom, pg["betas"][1])
         else: pg["momentum"] = mom
 
-# %% ../nbs/04_layerwise.ipynb #c020
-def autocast(device: torch.device, amp: bool):
-    "bf16 autocast on `device` if `amp` (no loss scaling: bf16 has float32's range), else a no-op."
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
-
-ORT_MIN_IMAGES = 256  # a shorter pass would spend more on exporting the body than it saves
-
-def feature_engine(device: torch.device, amp: bool, n_images: int) -> str:
-    "Who runs a frozen body's feature pass: onnxruntime for a long float32 one on a CPU, else torch"
-    long_cpu_fp32 = device.type == "cpu" and not amp and n_images >= ORT_MIN_IMAGES
-    return "onnxruntime" if long_cpu_fp32 else "torch"
-
-def ort_session(net: nn.Module, example: torch.Tensor):
-    "`net` (in eval mode) as an onnxruntime session for batches shaped like `example`, or None."
-    try:
-        import onnxruntime as ort
-        buffer = io.BytesIO()
-        # the TorchScript exporter: a throwaway graph in memory, exported in about a second
-        # (the dynamo exporter, which `ftbook export` uses for files that last, is much slower)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net, (example,), buffer, dynamo=False, input_names=["image"],
-                              dynamic_axes={"image": {0: "batch"}})
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-    except Exception:  # any backbone the exporter or onnxruntime cannot take: PyTorch runs the pass
-        return None
-
-@torch.no_grad()
-def body_features(model: nn.Module, dls: list[DataLoader], device: torch.device, amp: bool = False,
-                  engine: str = "torch") -> list[TensorDataset]:
-    "The body and the head's pooling once over each of `dls` (eval mode; bf16 if `amp`), float32."
-    model.eval()
-    net = nn.Sequential(model.body, model.head.pool)
-    def features(x):
-        if session is None: return net(to_device(x, device)).float()
-        return torch.from_numpy(session.run(None, {"image": x.contiguous().numpy()})[0]).to(device)
-    def one_pass(dl):
-        xs, ys = zip(*[(features(x), y.to(device)) for x, y in dl])
-        return TensorDataset(torch.cat(xs), torch.cat(ys))
-    # iterating a loader (or reading an image) may draw random numbers: keep the run's stream
-    with torch.random.fork_rng(devices=[]), autocast(device, amp):
-        example = next((dl.dataset[0][0][None] for dl in dls if len(dl.dataset)), None)
-        use_ort = engine == "onnxruntime" and example is not None
-        session = ort_session(net, example) if use_ort else None  # one export; None: PyTorch
-        return [one_pass(dl) for dl in dls]
-
-def cached_loaders(model: nn.Module, dls: tuple, device: torch.device,
-                   amp: bool = False) -> tuple[DataLoader, DataLoader]:
-    "Loaders over pooled body features of `dls`: the same batches, shuffled by the same generator."
-    train_dl, valid_dl = dls
-    in_order = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn,
-                          **workers_of(train_dl))
-    engine = feature_engine(device, amp, len(train_dl.dataset) + len(valid_dl.dataset))
-    train, valid = body_features(model, [in_order, valid_dl], device, amp, engine)
-    return (DataLoader(train, train_dl.batch_size, shuffle=True,
-                       generator=train_dl.generator, drop_last=train_dl.drop_last),
-            DataLoader(valid, valid_dl.batch_size))
-
-def can_cache(stage: Stage, n_groups: int, train_bn: bool) -> bool:
-    "True when the stage's body is entirely frozen (BatchNorm too) and its images are plain."
-    body_frozen = frozen_count(stage.n_frozen, n_groups) == n_groups - 1
-    return body_frozen and not train_bn and not stage.augment
-
 # %% ../nbs/04_layerwise.ipynb #c022
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
-
-def save_atomic(obj, path: Path) -> None:
-    "`torch.save` into memory, then `write_atomic`: the file is complete or untouched."
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    write_atomic(buffer.getvalue(), Path(path))
-
-class ModelFileError(ValueError):
-    "A file that is not a model or checkpoint ftbook can read; the message names it and says why."
-
-def read_checkpoint(path) -> dict:
-    "The dictionary in a file of tensors and plain values; nothing else is unpickled, nothing runs."
-    import pickle
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
-    try: return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        if isinstance(e, pickle.UnpicklingError) and "GLOBAL" in str(e):  # a Python object
-            raise ModelFileError(f"{path}: refused: it holds Python objects, not only tensors "
-                                 "and plain values, and reading them could run code from the file"
-                                 ) from None
-        raise ModelFileError(f"{path}: not a model file ({type(e).__name__})") from None
 
 @dataclass
 class EarlyStopping:
@@ -161,102 +65,6 @@ class EarlyStopping:
         else:
             self.wait += 1
         return self.wait >= self.patience
-
-# %% ../nbs/04_layerwise.ipynb #c025
-def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    "Move a batch to `device`; image batches (4-d) in channels-last layout."
-    if x.dim() == 4: return x.to(device, memory_format=torch.channels_last, non_blocking=True)
-    return x.to(device, non_blocking=True)
-
-# %% ../nbs/04_layerwise.ipynb #c028
-def native_bf16(device: torch.device) -> bool:
-    "True where bf16 math is native: CUDA, or a CPU with AMX or AVX-512 BF16 (recent x86 servers)."
-    if device.type != "cpu": return device.type == "cuda"
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private in torch 2.x
-    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
-
-def use_amp(device: torch.device, precision: str | bool | None = None) -> bool:
-    "bf16 autocast? `precision`: 'auto' (native bf16), 'bf16', 'fp32', a bool, or None (CUDA only)."
-    if precision is None: return device.type == "cuda"  # the chapters' default
-    if isinstance(precision, bool): return precision
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: choose {', '.join(PRECISIONS)}")
-    return precision == "bf16" or (precision == "auto" and native_bf16(device))
-
-def mirror_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    "Log of the mean probability over `x` and its mirror image: flip test-time augmentation."
-    logp = torch.stack([model(v).float().log_softmax(1) for v in (x, x.flip(3))])
-    return logp.logsumexp(0) - math.log(2)
-
-@torch.no_grad()
-def predictions(model: nn.Module, dl: DataLoader, device, amp: str | bool | None = None,
-                tta: bool = False) -> tuple:
-    "(logits, labels) of `model` over `dl` in float32, at `fit`'s precision; `tta`: `mirror_mean`."
-    model.eval()
-    amp = use_amp(device, amp)
-    outs, ys = [], []
-    for x, y in dl:
-        x = to_device(x, device)
-        with autocast(device, amp):
-            outs.append((mirror_mean(model, x) if tta else model(x).float()).cpu())
-        ys.append(y.cpu())  # labels from cached features live on the device
-    return torch.cat(outs), torch.cat(ys)
-
-def evaluate(model: nn.Module, dl: DataLoader, device, amp: str | bool | None = None) -> tuple:
-    "Mean cross-entropy and accuracy of `model` over `dl`."
-    logits, y = predictions(model, dl, device, amp)
-    accuracy = (logits.argmax(1) == y).float().mean().item()
-    return nn.functional.cross_entropy(logits, y).item(), accuracy
-
-# %% ../nbs/04_layerwise.ipynb #c030
-def is_distributed() -> bool:
-    "True inside a `torch.distributed` process group (e.g. under torchrun)."
-    return dist.is_available() and dist.is_initialized()
-
-def is_main() -> bool:
-    "True in the process that writes files and prints: rank 0, or the only process."
-    return not is_distributed() or dist.get_rank() == 0
-
-# %% ../nbs/04_layerwise.ipynb #c030b
-def data_parallel(net: nn.Module, train_dl: DataLoader, device: torch.device, seed: int) -> tuple:
-    "Under torchrun: `net` wrapped in DDP and a loader over this process's shard; else unchanged."
-    if not is_distributed(): return net, train_dl
-    sampler = DistributedSampler(train_dl.dataset, shuffle=True, seed=seed)
-    shard = DataLoader(train_dl.dataset, train_dl.batch_size, collate_fn=train_dl.collate_fn,
-                       drop_last=train_dl.drop_last, sampler=sampler, **workers_of(train_dl))
-    gpus = None
-    if device.type == "cuda":
-        gpus = [device.index if device.index is not None else torch.cuda.current_device()]
-    return DistributedDataParallel(net, device_ids=gpus), shard
-
-# %% ../nbs/04_layerwise.ipynb #c030c
-def sync_buffers(net: nn.Module) -> None:
-    "Average BatchNorm running statistics over processes (each updated them on its own shard)."
-    if not is_distributed(): return
-    for b in net.buffers():
-        if not b.is_floating_point(): continue
-        dist.all_reduce(b)
-        b /= dist.get_world_size()
-
-def world_sum(*xs: float) -> list[float]:
-    "Sum numbers over all processes (identity outside torchrun)."
-    if not is_distributed(): return list(xs)
-    t = torch.tensor(xs, dtype=torch.float64,
-                     device="cuda" if dist.get_backend() == "nccl" else "cpu")
-    dist.all_reduce(t)
-    return t.tolist()
-
-# %% ../nbs/04_layerwise.ipynb #c030e
-@contextmanager
-def distributed():
-    "Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on GPUs, gloo on CPUs); leave."
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
-        yield
-        return
-    if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    try: yield
-    finally: dist.destroy_process_group()
 
 # %% ../nbs/04_layerwise.ipynb #c032
 class Run(NamedTuple):
@@ -363,14 +171,6 @@ class Tracker:
     best_loss: float = math.inf
     best_state: dict | None = None
 
-def checkpoint_state(run: Run, optimizer, tracker: Tracker, epoch: int) -> dict:
-    "What `last.pth` holds: enough to resume the run exactly (`epoch`: epochs of the plan done)."
-    g = run.dls[0].generator
-    return dict(model=run.model.state_dict(), optimizer=optimizer.state_dict(),
-                history=tracker.rows, epoch=epoch,
-                best_loss=tracker.best_loss, torch_rng=torch.get_rng_state(),
-                loader_rng=g.get_state())
-
 def end_epoch(run: Run, optimizer, tracker: Tracker, row: dict, epoch: int) -> bool:
     "Record `row`, keep the best weights, write checkpoints; True when early stopping says stop."
     tracker.rows.append(row)
@@ -383,7 +183,9 @@ def end_epoch(run: Run, optimizer, tracker: Tracker, row: dict, epoch: int) -> b
             save_atomic(dict(model=state, epoch=row["epoch"], valid_loss=row["valid_loss"]),
                         tracker.ckpt_dir / "best.pth")
     if tracker.ckpt_dir and is_main():
-        save_atomic(checkpoint_state(run, optimizer, tracker, epoch), tracker.ckpt_dir / "last.pth")
+        state = checkpoint_state(run.model, optimizer, run.dls[0].generator, tracker.rows,
+                                 tracker.best_loss, epoch)
+        save_atomic(state, tracker.ckpt_dir / "last.pth")
     # after the checkpoints: Ctrl-C safe
     if tracker.on_epoch is not None and is_main(): tracker.on_epoch(row)
     if tracker.early_stopping is None or math.isnan(row["valid_loss"]): return False
@@ -392,11 +194,7 @@ def end_epoch(run: Run, optimizer, tracker: Tracker, row: dict, epoch: int) -> b
 # %% ../nbs/04_layerwise.ipynb #c039
 def resume_from(ckpt_dir: Path, run: Run, optimizer, tracker: Tracker) -> int:
     "Load `last.pth` (and `best.pth`) into the run and the tracker; returns the epochs already run."
-    state = read_checkpoint(Path(ckpt_dir) / "last.pth")
-    run.model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    run.dls[0].generator.set_state(state["loader_rng"])
+    state = restore_checkpoint(Path(ckpt_dir) / "last.pth", run.model, optimizer, run.dls[0].generator)
     tracker.rows, tracker.best_loss = list(state["history"]), state["best_loss"]
     if tracker.keep_best and (Path(ckpt_dir) / "best.pth").exists():
         tracker.best_state = read_checkpoint(Path(ckpt_dir) / "best.pth")["model"]
@@ -446,49 +244,6 @@ def fit(model: nn.Module, groups: list, dls: tuple, plan: list[Stage], *, opt: s
             if stop: break
     if tracker.best_state is not None: model.load_state_dict(tracker.best_state)
     return history_frame(tracker.rows)
-
-# %% ../nbs/04_layerwise.ipynb #c055
-def valley(lrs: list, losses: list) -> float:
-    "fastai's `valley` suggestion: a rate inside the longest run of decreasing losses."
-    n, lds, start, end = len(losses), [1] * len(losses), 0, 0
-    for i in range(1, n):
-        for j in range(i):
-            if losses[i] < losses[j] and lds[i] < lds[j] + 1: lds[i] = lds[j] + 1
-            if lds[end] < lds[i]:
-                end = i
-                start = end - lds[end]
-    third = (end - start) / 3
-    return float(lrs[start + int(third) + int(third / 2)])
-
-def lr_find(run: Run, stage: Stage, train_bn: bool = False, start: float = 1e-7, end: float = 10,
-            steps: int = 100, device=None,
-            amp: str | bool | None = None) -> tuple[float, "pd.DataFrame"]:
-    "The `valley` suggestion and the (lr, loss, smoothed) sweep of `stage`; weights restored."
-    import pandas as pd
-    device = device or default_device()
-    run.model.to(device, memory_format=torch.channels_last)  # as `fit`: the sweep runs there
-    saved = copy.deepcopy(run.model.state_dict())
-    s = prepare_stage(run, stage, train_bn, True, device, 0, amp)
-    optimizer, rows, avg = make_optimizer(run.groups), [], 0.0
-    batches = (b for _ in range(math.ceil(steps / len(s.train_dl))) for b in s.train_dl)
-    s.net.train()
-    set_bn_eval(run.groups, s.bn_eval)
-    for i, (x, y) in zip(range(steps), batches):
-        lr = start * (end / start) ** (i / steps)
-        for pg, peak in zip(optimizer.param_groups, s.lrs): pg["lr"] = lr * peak / s.lrs[-1]
-        with autocast(device, s.amp):
-            loss = nn.functional.cross_entropy(s.net(to_device(x, device)).float(), y.to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        avg = 0.98 * avg + 0.02 * loss.item()
-        rows.append(dict(lr=lr, loss=loss.item(), smoothed=avg / (1 - 0.98 ** (i + 1))))
-        if not math.isfinite(loss.item()): break
-        if rows[-1]["smoothed"] > 4 * min(r["smoothed"] for r in rows): break
-    run.model.load_state_dict(saved)
-    sweep = pd.DataFrame(rows)
-    kept = sweep.iloc[steps // 10:-5]  # as fastai: skip the first tenth and the last five steps
-    return valley(kept.lr.tolist(), kept.smoothed.tolist()), sweep
 
 # %% ../nbs/04_layerwise.ipynb #c063
 def summarize_run(h) -> dict:

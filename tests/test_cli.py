@@ -1,9 +1,8 @@
 """The `ftbook` command as a user runs it: every layout end to end, bad input, the files of a run, evaluate,
 predict on folders, resume after Ctrl-C and after a full disk, terminal output, phone photos, malicious model
-files, every message in ftbook's words, every flag used, study, sizes. Its `main` runs in this process with both
-file descriptors captured (`conftest.ftbook`); a new process where the process is the point: every command's
-stderr on messy data (warnings raised while importing included), Ctrl-C, a full disk."""
-import inspect
+files, every message in ftbook's words, the flags a resume ignores, study, sizes. Its `main` runs in this process
+with both file descriptors captured (`conftest.ftbook`); a new process where the process is the point: every
+command's stderr on messy data (warnings raised while importing included), Ctrl-C, a full disk."""
 import json
 import os
 import re
@@ -11,7 +10,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +20,6 @@ import torch
 from PIL import Image
 
 from conftest import ftbook, ftbook_process, ftbook_started, snapshot
-from ftbook import __version__
 from ftbook.check import check_dataset, make_synthetic
 
 TINY = ["--arch", "efficientnet_lite0", "--size", "32", "--bs", "8"]  # the offline backbone, small and fast
@@ -87,14 +84,12 @@ def layouts(root: Path, shapes: Path) -> dict:
     return out
 
 
-def test_help_version_and_light_import():
+def test_help_lists_every_command():
+    "`--version` and the light import are checked on the installed wheel (tests/test_install.py)."
     r = ftbook("--help")
     assert r.returncode == 0
     for c in ["check", "finetune", "evaluate", "predict", "study", "sizes", "bench"]: assert c in r.stdout
-    assert ftbook("--version").stdout.strip() == f"ftbook {__version__}"
     assert "lp_ft" in ftbook("finetune", "--help").stdout
-    code = "import sys; from ftbook.cli import build_parser; build_parser(); print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 def test_every_layout_trains_end_to_end(shapes, tmp_path):
@@ -471,20 +466,6 @@ def test_resume_names_the_flags_it_ignores(run, shapes, tmp_path):
     lines = only_ftbook_lines(r.stderr)
     assert "ftbook finetune: ignored: --size 64 (the run uses 32)" in lines
     assert not any("--epochs" in line for line in lines)  # the same as the run's: nothing to say
-
-
-def test_every_flag_changes_what_its_command_does():
-    "Each command's handler reads every option its parser accepts (no flag parsed and dropped)."
-    from ftbook import cli
-    parser = cli.build_parser()
-    commands = parser._subparsers._group_actions[0].choices
-    helpers = {"check": [cli._labels, cli._size], "finetune": [cli._settings], "study": [cli._size],
-               "sizes": [cli._size], "bench": [cli._size]}
-    for name, sub in commands.items():
-        code = "".join(inspect.getsource(f) for f in [cli.COMMANDS[name], *helpers.get(name, [])])
-        dests = {a.dest for a in sub._actions if a.dest != "help"}
-        unused = sorted(d for d in dests if f"args.{d}" not in code)
-        assert not unused, (name, unused)
 
 
 def test_ctrl_c_is_one_line_in_every_command(monkeypatch, capsys, shapes):
