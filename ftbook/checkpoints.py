@@ -48,7 +48,7 @@ def checkpoint_state(model: torch.nn.Module, optimizer, generator: torch.Generat
                 loader_rng=generator.get_state())
 
 def restore_checkpoint(path, model: torch.nn.Module, optimizer, generator: torch.Generator) -> dict:
-    "Load `last.pth` at `path` into `model`, `optimizer`, torch's and `generator`'s streams; the state."
+    "Load `last.pth` into `model`, `optimizer` and both random streams; return its state."
     state = read_checkpoint(path)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])

@@ -19,7 +19,7 @@ from .inference import predict  # noqa: F401 (release 0.1's public API: ftbook.c
 from .schedule import METHODS
 
 # %% auto #0
-__all__ = ['ALIASES', 'LAYOUTS', 'COMMANDS', 'EpochPrinter', 'run_report', 'Parser', 'build_parser', 'say', 'main']
+__all__ = ['ALIASES', 'LAYOUTS', 'SETTINGS', 'COMMANDS', 'EpochPrinter', 'run_report', 'Parser', 'build_parser', 'say', 'main']
 
 # %% ../nbs/09_cli.ipynb #c007
 ALIASES = {"lpft": "lp_ft", "layerwise": "fine_tune", "head": "probe"}  # the names of release 0.1
@@ -68,6 +68,8 @@ class Parser(argparse.ArgumentParser):
 
 LAYOUTS = ("a folder (train/ + val/|valid/|validation/ [+ test/], or <class>/ folders) "
            "or a CSV path,label[,split]")
+
+SETTINGS = tuple(f.name for f in fields(RunSettings))  # `finetune`'s flags: None unless typed
 
 def build_parser() -> argparse.ArgumentParser:
     "The `ftbook` argument parser."
@@ -174,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="image side in pixels (default: the backbone's view_size, 1.3 times "
                             "its training size: 340 for efficientnet_lite2)")
     for q in (f, r, s, b): q.add_argument("--bs", type=_count, default=d.bs)
+    f.set_defaults(**dict.fromkeys(SETTINGS))  # resolve_settings tells typed from default
     return p
 
 # %% ../nbs/09_cli.ipynb #c012
@@ -227,31 +230,24 @@ def _labels(args) -> None:
 
 # %% ../nbs/09_cli.ipynb #c013
 def _settings(args) -> RunSettings:
-    "The run's settings: from the command line, or those saved in `--out` when resuming."
-    saved = Path(args.out) / "settings.json"
-    method = ALIASES.get(args.method, args.method)
-    if method != args.method: say("finetune", f"note: {args.method} is now {method}")
-    given = RunSettings(method=method, arch=args.arch, size=args.size, epochs=args.epochs,
-                        steps=args.steps, probe_epochs=args.probe_epochs, top=args.top,
-                        bs=args.bs, lr=args.lr, seed=args.seed, valid_pct=args.valid_pct,
-                        head=args.head, weights=str(args.weights) if args.weights else None,
-                        precision=args.precision)
+    "The run's settings (`resolve_settings`): as typed, else the saved run's, else the recipe's."
+    from ftbook.core import write_atomic
+    from ftbook.finetune import resolve_settings
+    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    if given.get("method") in ALIASES:
+        say("finetune", f"note: {given['method']} is now {ALIASES[given['method']]}")
+        given["method"] = ALIASES[given["method"]]
+    saved, file = None, Path(args.out) / "settings.json"
+    if args.resume:
+        if not (Path(args.out) / "checkpoints" / "last.pth").exists():
+            raise FileNotFoundError(f"{args.out}: no checkpoint to resume (checkpoints/last.pth)")
+        saved = RunSettings(**json.loads(file.read_text()))
+        say("finetune", f"resuming the run in {args.out} with its settings ({file})")
+    s, notes = resolve_settings(given, saved)  # an unknown method or backbone fails here
+    for note in notes: say("finetune", note)
     if not args.resume:
-        from ftbook.finetune import resolve
-        resolve(given)  # an unknown method or backbone fails here, before anything is written
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        from ftbook.core import write_atomic
-        write_atomic(json.dumps(asdict(given), indent=2).encode(), saved)
-        return given
-    if not (Path(args.out) / "checkpoints" / "last.pth").exists():
-        raise FileNotFoundError(f"{args.out}: no checkpoint to resume (checkpoints/last.pth)")
-    s = RunSettings(**json.loads(saved.read_text()))
-    say("finetune", f"resuming the run in {args.out} with its settings ({saved})")
-    default = RunSettings()
-    for k in (f.name for f in fields(RunSettings)):  # flags typed now that the run does not use
-        now, then = getattr(given, k), getattr(s, k)
-        if now != getattr(default, k) and now != then:
-            say("finetune", f"ignored: --{k.replace('_', '-')} {now} (the run uses {then})")
+        write_atomic(json.dumps(asdict(s), indent=2).encode(), file)
     return s
 
 def _finetune(args) -> int:

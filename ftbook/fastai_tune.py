@@ -29,9 +29,9 @@ from fastai.vision.all import (CategoryBlock, ColReader, ColSplitter, DataBlock,
                                IntToFloatTensor, PILImage, RandomResizedCrop, Resize,
                                TransformBlock)
 
-from .core import default_device, get_profile, history_frame, seed_everything
+from .core import default_device, history_frame, seed_everything
 from .data import load_rgb
-from .models import count_table, get_backbone, timm_weights_file
+from .models import count_table, get_backbone, timm_weights_file, view_size
 from .schedule import METHODS
 
 # %% auto #0
@@ -216,15 +216,14 @@ def fastai_param_table(learn: Learner) -> pd.DataFrame:
     return count_table(learn.opt.param_lists)
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c073
-def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int | None = None,
-               size: int | None = None,
-               bs: int | None = None, lr: float = 2e-3, seed: int = 0, pretrained: bool = True,
-               freeze_epochs: int = 1, by_hand: bool = False, quiet: bool = True, cbs=None,
+def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int = 1,
+               size: int | None = None, bs: int = 32, lr: float | None = None, seed: int = 0,
+               pretrained: bool = True, freeze_epochs: int = 1, by_hand: bool = False,
+               quiet: bool = True, cbs=None,
                path: Path | None = None) -> tuple[pd.DataFrame, Learner]:
-    "fastai's `fine_tune` of `arch` on `items` (profile defaults); `cbs` for both fits."
-    profile, bb = get_profile(), get_backbone(arch)
-    epochs = profile.epochs if epochs is None else epochs
-    size, bs = size or profile.size, bs or profile.bs
+    "fastai's `fine_tune` of `arch` on `items` (size: `view_size`; lr: fastai's); `cbs` for both."
+    bb = get_backbone(arch)
+    size, lr = size or view_size(bb.name), lr or METHODS["fastai"].lr
     seed_fastai(seed)
     dls = fastai_dls(items, size, bb.stats, bs=bs, seed=seed).to(default_device())
     learn = fastai_learner(dls, bb.name, pretrained=pretrained,
@@ -247,7 +246,7 @@ def train_fastai(items: pd.DataFrame, s, epochs: int, out: Path, progress: bool,
     if resume or (dist.is_available() and dist.is_initialized()):
         raise ValueError("--method fastai: no --resume, no torchrun (fastai runs its own)")
     if s.lr == "find": raise ValueError("--method fastai: use fastai's own lr_find, then --lr")
-    lr = s.lr or METHODS["fastai"].lr  # fastai's own default base_lr
+    lr = s.lr  # resolved: given, or fastai's own default base_lr (METHODS["fastai"].lr)
     best = SaveModelCallback(monitor="valid_loss", fname="best", reset_on_fit=False)
     h, learn = run_fastai(items, s.arch, epochs, s.size, s.bs, lr, s.seed, cbs=[best],
                           path=Path(out) / "fastai")  # quiet: the CLI prints its own table

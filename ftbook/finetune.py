@@ -16,27 +16,27 @@ from .inference import load_model, save_model, score
 from .schedule import Method, epochs_for, get_method, method_plan
 
 # %% auto #0
-__all__ = ['train_loop', 'trainer', 'resolve', 'finetune', 'plot_curves']
+__all__ = ['train_loop', 'trainer', 'resolve_settings', 'finetune', 'plot_curves']
 
 # %% ../nbs/08_finetune.ipynb #f007
 def train_loop(items, s: RunSettings, epochs: int, out: Path, progress: bool, resume: bool,
                log=None) -> tuple:
-    "The loop's run of `s.method` for `epochs`: (history, the model with its best weights, rate)."
+    "The loop's run of `s.method` (resolved settings) for `epochs`: (history, best model, rate)."
     from ftbook.core import default_device
     from ftbook.lr_finder import lr_find
     from ftbook.precision import use_amp
     from ftbook.train import fit, setup_run
     m = get_method(s.method)
-    run = setup_run(items, s.arch, s.size, s.bs, s.seed, pretrained=m.pretrained,
-                    head=m.head or s.head, weights=s.weights)
+    run = setup_run(items, s.arch, s.size, s.bs, s.seed, pretrained=m.pretrained, head=s.head,
+                    weights=s.weights)
     plan = lambda lr: method_plan(s.method, epochs, len(run.groups), lr, s.probe_epochs, s.top)
-    lr, amp = s.lr, use_amp(default_device(), s.precision if m.bf16 else "fp32")
+    lr, amp = s.lr, use_amp(default_device(), s.precision)
     if lr == "find":  # the valley of the first stage's sweep (a probe: on cached features)
         lr, _ = lr_find(run, plan(None)[0], m.train_bn, amp=amp)
     h = fit(*run, plan(lr), train_bn=m.train_bn, seed=s.seed, resume=resume,
             ckpt_dir=Path(out) / "checkpoints", restore_best=True, progress=progress,
             on_epoch=log, amp=amp)
-    return h, run.model, lr or m.lr
+    return h, run.model, lr
 
 def trainer(method: Method) -> Callable:
     "The function that trains `method`: the loop, or fastai's Learner (fastai imported only then)."
@@ -44,24 +44,43 @@ def trainer(method: Method) -> Callable:
     from ftbook.fastai_tune import train_fastai
     return train_fastai
 
+# %% ../nbs/08_finetune.ipynb #f008s
+def resolve_settings(given: dict,
+                     saved: RunSettings | None = None) -> tuple[RunSettings, list[str]]:
+    "The run's settings: `given`, else `saved`'s (resuming), else the recipe's; and the ignored."
+    from ftbook.models import get_backbone, view_size
+    flag = lambda k, v: f"--{k.replace('_', '-')} {v}"
+    if saved is not None: saved, _ = resolve_settings(asdict(saved))  # older runs saved less
+    notes = [f"ignored: {flag(k, v)} (the run uses {getattr(saved, k)})" for k, v in given.items()
+             if saved is not None and v != getattr(saved, k)]
+    s = saved or RunSettings(**given)
+    m = get_method(s.method)  # an unknown method fails here, before anything is written
+    unread = {k: f"{s.method} does not use it" for k in ("probe_epochs", "top") if k not in m.reads}
+    if not m.pretrained: unread["weights"] = f"{s.method} starts from random weights"
+    if m.head: unread["head"] = f"{s.method} trains its own head, {m.head}"
+    if not m.bf16: unread["precision"] = f"{s.method} trains in fp32"
+    if s.epochs is not None: unread["steps"] = f"--epochs {s.epochs} sets the epochs"
+    if m.by_fastai: unread["weights"] = "fastai builds its own pretrained model"
+    recipe = RunSettings()
+    notes += [f"ignored: {flag(k, given[k])} ({why})" for k, why in unread.items()
+              if saved is None and given.get(k, getattr(recipe, k)) != getattr(recipe, k)]
+    arch = get_backbone(s.arch).name
+    return replace(s, arch=arch, size=s.size or view_size(arch), lr=s.lr or m.lr,
+                   head=m.head or s.head, precision=s.precision if m.bf16 else "fp32",
+                   weights=s.weights if m.pretrained and not m.by_fastai else None), notes
+
 # %% ../nbs/08_finetune.ipynb #f009
 def _plain(v):
     "numpy scalars and tables -> JSON."
     if hasattr(v, "to_dict"): return v.to_dict(orient="index")
     return v.item() if hasattr(v, "item") else v
 
-def resolve(s: RunSettings) -> RunSettings:
-    "`s` with the backbone's canonical name and, without a size, its `view_size`."
-    from ftbook.models import get_backbone, view_size
-    get_method(s.method)  # an unknown method fails here, before anything is written
-    arch = get_backbone(s.arch).name
-    return replace(s, arch=arch, size=s.size or view_size(arch))
-
 def finetune(items, s: RunSettings, out: Path, progress: bool = True, resume: bool = False,
              log=None, command: str = "ftbook.finetune.finetune") -> dict:
     "Fine-tune on `items` (from `load_dataset`) as `s` says; write the model and metrics to `out`."
     from ftbook.distributed import is_main
-    out, t0, s = Path(out), time.perf_counter(), resolve(s)
+    out, t0 = Path(out), time.perf_counter()
+    s, _ = resolve_settings(asdict(s))
     if is_main():  # under torchrun, rank 0 writes the files
         write_atomic(items[["path", "label", "split"]].to_csv(index=False).encode(),
                      out / "split.csv")
@@ -85,9 +104,8 @@ def finetune(items, s: RunSettings, out: Path, progress: bool = True, resume: bo
 def _meta(s: RunSettings, vocab: list, epoch: int) -> dict:
     "What a model file says about itself: enough to use it, and how its data was split."
     from ftbook.models import get_backbone
-    m = get_method(s.method)
-    return dict(arch=s.arch, head=m.head or s.head, vocab=list(vocab), size=s.size,
-                stats=get_backbone(s.arch).stats, precision=s.precision if m.bf16 else "fp32",
+    return dict(arch=s.arch, head=s.head, vocab=list(vocab), size=s.size,
+                stats=get_backbone(s.arch).stats, precision=s.precision,
                 method=s.method, valid_pct=s.valid_pct, seed=s.seed, epoch=epoch)
 
 def _save_models(model, hist, s: RunSettings, vocab: list, out: Path) -> dict:

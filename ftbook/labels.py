@@ -13,7 +13,7 @@ import torch
 
 from .core import default_device, needs, seed_everything
 from .data import image_loader
-from .models import create_model, get_backbone
+from .models import create_model, get_backbone, view_size
 from .features import body_features, feature_engine
 from .precision import use_amp
 
@@ -22,13 +22,14 @@ __all__ = ['dataset_features', 'out_of_sample_probs', 'label_issues', 'find_labe
            'flip_labels', 'finder_scores', 'feature_probe_accuracy']
 
 # %% ../nbs/04b_labels.ipynb #l007
-def dataset_features(items: pd.DataFrame, arch: str | None = None, size: int = 224, bs: int = 32,
-                     device=None) -> np.ndarray:
+def dataset_features(items: pd.DataFrame, arch: str | None = None, size: int | None = None,
+                     bs: int = 32, device=None) -> np.ndarray:
     "The pooled features of the pretrained body for every row of `items`, in order (float32)."
     device = device or default_device()
     bb = get_backbone(arch)
     model = create_model(bb.name, 2).to(device)
     vocab = sorted(set(items["label"]))
+    size = size or view_size(bb.name)  # the image size rule, as `ftbook finetune`'s
     dl = image_loader(items, size, bb.stats, vocab, bs, cache_images=False)
     amp = use_amp(device)
     engine = feature_engine(device, amp, len(items))
@@ -77,7 +78,7 @@ def label_issues(items: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
                              rank=np.arange(1, len(rows) + 1)))
 
 # %% ../nbs/04b_labels.ipynb #l018
-def find_label_issues(items: pd.DataFrame, arch: str | None = None, size: int = 224,
+def find_label_issues(items: pd.DataFrame, arch: str | None = None, size: int | None = None,
                       folds: int = 5, seed: int = 0) -> pd.DataFrame:
     "The suspected label mistakes of `items` (every split), ranked: features, probe, cleanlab."
     needs("cleanlab", "labels")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import cache_dir, get_arch
+from .core import DEFAULT_ARCH, cache_dir
 from .data import HALF_STATS, IMAGENET_STATS
 
 # %% auto #0
@@ -66,7 +66,8 @@ def _torchvision_weights(enum_name: str) -> Callable[[], dict]:
                 f"{file} is missing and could not be downloaded ({type(e).__name__}). Copy "
                 f"{Path(w.url).name} from {w.url} into {file.parent} (set TORCH_HOME to move it), "
                 "pass --weights FILE, or use "
-                "FTBOOK_ARCH=efficientnet_lite0, whose weights ship with pip.") from None
+                "--arch efficientnet_lite0 (FTBOOK_ARCH=efficientnet_lite0 in the chapters), whose "
+                "weights ship with pip.") from None
     return load
 
 def _timm_hub_weights(name: str) -> Callable[[], dict]:
@@ -167,7 +168,6 @@ def timm_backbone(name: str) -> Backbone:
     import timm
     if not timm.is_model(name):
         raise ValueError(f"Unknown architecture {name!r}: choose one of {', '.join(ARCHS)} "
-                         "(env FTBOOK_ARCH) "
                          "or any name in timm.list_models()")
     cfg = timm.models.get_pretrained_cfg(name)
     cfg = cfg.to_dict() if cfg is not None else {}
@@ -178,8 +178,8 @@ def timm_backbone(name: str) -> Backbone:
                     default_size=cfg.get("input_size", (3, 224, 224))[-1], timm_name=name)
 
 def get_backbone(arch: str | None = None) -> Backbone:
-    "The table row for `arch` (default: `get_arch()`): one of `ARCHS`, or any timm model name."
-    arch = get_arch(arch)
+    "The table row for `arch` (default: the CLI's `DEFAULT_ARCH`): one of `ARCHS`, or a timm name."
+    arch = arch or DEFAULT_ARCH  # the chapters pass theirs: `get_arch()` reads FTBOOK_ARCH
     return ARCHS[arch] if arch in ARCHS else timm_backbone(arch)
 
 def imagenet_model(arch: str | None = None, pretrained: bool = True, weights=None) -> nn.Module:

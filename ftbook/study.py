@@ -18,7 +18,7 @@ import pandas as pd
 
 from .core import ResultsLog, default_device
 from .data import image_loader
-from .models import get_backbone
+from .models import get_backbone, view_size
 from .schedule import method_plan
 from .evaluation import evaluate
 from .train import EarlyStopping, fit, setup_run
@@ -198,13 +198,14 @@ def rule_intervals(sel: pd.DataFrame, a: str, b: str) -> dict:
 STUDY_KEYS = ("dataset", "per_class", "arch", "size", "seed", "variant")
 
 def budget_study(items: pd.DataFrame, name: str, budgets: tuple = (5, 10), seeds: int = 5,
-                 arch: str | None = None, size: int = 224, bs: int = 32,
+                 arch: str | None = None, size: int | None = None, bs: int = 32,
                  per_class: int | None = None, log: ResultsLog | None = None, device=None,
                  on_seed=None) -> pd.DataFrame:
     "`fine_tune(k)` for each `k` of `budgets` over `seeds` (each its own subset): the study."
     from ftbook.data import score_splits, subset
     if len(budgets) != 2: raise ValueError(f"budgets: two epoch counts, not {len(budgets)}")
     arch, items = get_backbone(arch).name, score_splits(items)
+    size = size or view_size(arch)  # the image size rule, as `ftbook finetune`'s
     parts = []
     for seed in range(seeds):
         keys = [dict(dataset=name, per_class=per_class or "all", arch=arch, size=size, seed=seed,

@@ -22,7 +22,8 @@ from .data import torch_loaders
 from .distributed import data_parallel, is_main, sync_buffers, world_sum
 from .evaluation import evaluate
 from .features import cached_loaders, can_cache
-from .models import create_model, freeze_to, get_backbone, layer_groups, set_bn_eval
+from .models import (create_model, freeze_to, get_backbone, layer_groups, set_bn_eval,
+                           view_size)
 from .precision import autocast, to_device, use_amp
 from .schedule import Stage, position, schedule_at
 
@@ -73,7 +74,7 @@ class Run(NamedTuple):
     groups: list
     dls: tuple
 
-def setup_run(items, arch: str | None = None, size: int = 224, bs: int = 32, seed: int = 0,
+def setup_run(items, arch: str | None = None, size: int | None = None, bs: int = 32, seed: int = 0,
               augment: bool = True, pretrained: bool = True, head: str = "linear", weights=None,
               cache_images: bool = True, min_scale: float = 0.35,
               num_workers: int | None = None) -> Run:
@@ -82,6 +83,7 @@ def setup_run(items, arch: str | None = None, size: int = 224, bs: int = 32, see
     bb = get_backbone(arch)
     n_out = items.loc[items["split"] == "train", "label"].nunique()
     model = create_model(bb.name, n_out, pretrained, head, weights)
+    size = size or view_size(bb.name)  # the models chapter's rule, as `ftbook finetune`'s
     dls = torch_loaders(items, size, bb.stats, bs, augment, seed, num_workers, cache_images,
                         min_scale)
     return Run(model, layer_groups(model, bb.name), dls)
@@ -194,7 +196,8 @@ def end_epoch(run: Run, optimizer, tracker: Tracker, row: dict, epoch: int) -> b
 # %% ../nbs/04_layerwise.ipynb #c039
 def resume_from(ckpt_dir: Path, run: Run, optimizer, tracker: Tracker) -> int:
     "Load `last.pth` (and `best.pth`) into the run and the tracker; returns the epochs already run."
-    state = restore_checkpoint(Path(ckpt_dir) / "last.pth", run.model, optimizer, run.dls[0].generator)
+    last = Path(ckpt_dir) / "last.pth"
+    state = restore_checkpoint(last, run.model, optimizer, run.dls[0].generator)
     tracker.rows, tracker.best_loss = list(state["history"]), state["best_loss"]
     if tracker.keep_best and (Path(ckpt_dir) / "best.pth").exists():
         tracker.best_state = read_checkpoint(Path(ckpt_dir) / "best.pth")["model"]

@@ -124,7 +124,7 @@ def test_missing_resnet_checkpoint_offline(tmp_path, monkeypatch):
     with pytest.raises(WeightsUnavailable) as e:
         create_model("resnet34", pretrained=True)
     msg = str(e.value)
-    assert "resnet34-b627a593.pth" in msg and str(tmp_path) in msg and "FTBOOK_ARCH=efficientnet_lite0" in msg
+    assert "resnet34-b627a593.pth" in msg and str(tmp_path) in msg and "--arch efficientnet_lite0" in msg
 
 
 def test_timm_weights_offline_say_what_to_do():
