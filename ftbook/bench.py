@@ -28,6 +28,7 @@ def median_rate(images: list, seconds: list, warmup: int) -> float:
     "Images per second of the median step after `warmup` steps."
     return float(np.median(np.asarray(images[warmup:]) / np.asarray(seconds[warmup:])))
 
+# %% ../nbs/06_bench.ipynb #c007b
 def ceiling(arch: str, size: int, bs: int, steps: int = 10, warmup: int = 3, device=None,
             channels_last: bool = True) -> float:
     "Median images/s of forward, backward and AdamW step on a batch in memory: a loop's ceiling."
@@ -68,6 +69,7 @@ def loop_steps(items, arch: str, size: int, bs: int, steps: int = 10, warmup: in
         seconds += [stats.step_seconds[i] for i in full]
     return images, seconds
 
+# %% ../nbs/06_bench.ipynb #c011b
 def loop_throughput(items, arch: str, size: int, bs: int, device=None,
                     cache_images: bool = True, steps: int = 10) -> dict:
     "The loop's images/s: the median full-batch step after warm-up, and the mean over its epochs."
@@ -75,12 +77,14 @@ def loop_throughput(items, arch: str, size: int, bs: int, device=None,
                                  cache_images=cache_images)
     return dict(median=median_rate(images, seconds, 3), epoch=sum(images) / sum(seconds))
 
+# %% ../nbs/06_bench.ipynb #c011c
 def fastai_throughput(items, arch: str, size: int, bs: int) -> float:
     "Training images/s of fastai's unfrozen epoch (`fine_tune(1)`'s second), data loading included."
     from ftbook.fastai_tune import run_fastai
     h, _ = run_fastai(items, arch, epochs=1, size=size, bs=bs, seed=0)
     return float(h[h.phase == "unfrozen"].images_per_second.iloc[0])
 
+# %% ../nbs/06_bench.ipynb #c011d
 def cached_speedup(items, arch: str, size: int, bs: int, device=None) -> dict:
     "Seconds of a frozen epoch recomputing the body vs on cached features (and of the whole run)."
     out = {}
@@ -93,6 +97,7 @@ def cached_speedup(items, arch: str, size: int, bs: int, device=None) -> dict:
                                                        total_seconds=time.perf_counter() - t0)
     return out
 
+# %% ../nbs/06_bench.ipynb #c011e
 def feature_pass(items, arch: str, size: int, bs: int, device=None) -> dict:
     "Images/s of the frozen body's feature pass over the training images, by each engine."
     device = device or default_device()

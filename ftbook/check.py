@@ -29,6 +29,7 @@ class Issue:
     level: str  # 'error' | 'warning'
     reason: str
 
+# %% ../nbs/01b_check.ipynb #k006b
 @dataclass
 class CheckReport:
     "Everything `check_dataset` found: layout, issues, and the usable images per split and class."
@@ -62,6 +63,7 @@ def _rel(path: str, root: str) -> str:
     try: return str(Path(path).relative_to(base))
     except ValueError: return str(path)
 
+# %% ../nbs/01b_check.ipynb #k008b
 def format_report(report: CheckReport) -> str:
     "Human-readable report: layout, counts, every issue with its path and reason, a verdict line."
     c = report.counts
@@ -95,6 +97,7 @@ def _gif_warning(ext: str, n_frames: int) -> str:
                  "a still GIF, often a web placeholder such as 'image not found': look at it")
     return "; ".join(parts) + "; converted to RGB"
 
+# %% ../nbs/01b_check.ipynb #k010b
 def file_warnings(path: Path, info: dict, min_size: int = 32) -> list:
     "Reasons (warnings) why a decodable image needs care: GIF, extension vs content, mode, size."
     out, fmt, ext, mode = [], info["format"], Path(path).suffix.lower(), info["mode"]
@@ -161,6 +164,7 @@ def _empty_class_dirs(layout, usable: pd.DataFrame) -> list:
     folders = list(layout.splits.values()) or [layout.root]
     return [d for f in folders for d in class_dirs(f) if d not in used]
 
+# %% ../nbs/01b_check.ipynb #k016c
 def check_dataset(path, valid_pct: float = 0.2, seed: int = 0, min_size: int = 32) -> CheckReport:
     "Check a dataset in any accepted layout without changing it: every problem, its level, why."
     report = CheckReport(str(path))
@@ -202,6 +206,7 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: 
         draw.rectangle([cx - r, cy - r / 3, cx + r, cy + r / 3], fill=fill)
         draw.rectangle([cx - r / 3, cy - r, cx + r / 3, cy + r], fill=fill)
 
+# %% ../nbs/01b_check.ipynb #k041b
 def _shape_image(rng, shape: str, size: int) -> Image.Image:
     "One image: `shape` in a colour far from a noisy random background."
     bg = rng.integers(0, 256, 3)
@@ -213,6 +218,7 @@ def _shape_image(rng, shape: str, size: int) -> Image.Image:
     _draw_shape(ImageDraw.Draw(img), shape, cx, cy, r, fg)
     return img
 
+# %% ../nbs/01b_check.ipynb #k041c
 def make_synthetic(dest, classes=("circle", "square"), n_train: int = 8, n_valid: int = 4,
                    size: int = 64,
                    seed: int = 0, n_test: int = 0, flat: bool = False) -> Path:
@@ -241,6 +247,7 @@ def usable_items(items: pd.DataFrame) -> pd.DataFrame:
     out.attrs = dict(items.attrs, skipped=skipped, notes=notes)
     return out
 
+# %% ../nbs/01b_check.ipynb #k051b
 def load_dataset(data, valid_pct: float = 0.2, seed: int = 0) -> pd.DataFrame:
     "The usable images of the dataset at `data`, with their splits: `get_items`, checked."
     return usable_items(get_items(data, valid_pct, seed))
@@ -254,6 +261,7 @@ def data_summary(items: pd.DataFrame) -> str:
             f"{items['label'].nunique()} classes, "
             f"validation split {items.attrs.get('valid_split')}")
 
+# %% ../nbs/01b_check.ipynb #k054b
 def dataset_notes(items: pd.DataFrame) -> list[str]:
     "What ftbook does about the data: skipped files, files read with care, unvalidated classes."
     lines = [f"skipped {p}: {why}" for p, why in items.attrs.get("skipped", [])]
@@ -263,6 +271,7 @@ def dataset_notes(items: pd.DataFrame) -> list[str]:
         lines.append(f"excluded {n} images listed in {listing}")
     return lines
 
+# %% ../nbs/01b_check.ipynb #k054c
 def _class_notes(items: pd.DataFrame) -> list[str]:
     "A line for each class with training images and none to validate it."
     lines = []

@@ -26,6 +26,7 @@ def save_atomic(obj, path: Path) -> None:
 class ModelFileError(ValueError):
     "A file that is not a model or checkpoint ftbook can read; the message names it and says why."
 
+# %% ../nbs/04_4_checkpoints.ipynb #k006b
 def read_checkpoint(path) -> dict:
     "The dictionary in a file of tensors and plain values; nothing else is unpickled, nothing runs."
     import pickle
@@ -47,6 +48,7 @@ def checkpoint_state(model: torch.nn.Module, optimizer, generator: torch.Generat
                 epoch=epoch, best_loss=best_loss, torch_rng=torch.get_rng_state(),
                 loader_rng=generator.get_state())
 
+# %% ../nbs/04_4_checkpoints.ipynb #k009b
 def restore_checkpoint(path, model: torch.nn.Module, optimizer, generator: torch.Generator) -> dict:
     "Load `last.pth` into `model`, `optimizer` and both random streams; return its state."
     state = read_checkpoint(path)

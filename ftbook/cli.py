@@ -12,6 +12,7 @@ import sys
 import warnings
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 from . import __version__
 from .core import DEFAULT_ARCH, PRECISIONS, RunSettings, whole_number
@@ -19,7 +20,8 @@ from .inference import predict  # noqa: F401 (release 0.1's public API: ftbook.c
 from .schedule import METHODS
 
 # %% auto #0
-__all__ = ['ALIASES', 'LAYOUTS', 'SETTINGS', 'COMMANDS', 'EpochPrinter', 'run_report', 'Parser', 'build_parser', 'say', 'main']
+__all__ = ['ALIASES', 'LAYOUTS', 'SETTINGS', 'COMMANDS', 'EpochPrinter', 'run_report', 'Parser', 'say', 'Command', 'build_parser',
+           'main']
 
 # %% ../nbs/09_cli.ipynb #c007
 ALIASES = {"lpft": "lp_ft", "layerwise": "fine_tune", "head": "probe"}  # the names of release 0.1
@@ -37,6 +39,7 @@ class EpochPrinter:
         print(f"{r['epoch']:>5}  {r['phase']:<18}{r['train_loss']:>11.4f}{r['valid_loss']:>11.4f}"
               f"{r['accuracy']:>10.4f}{r['seconds']:>7.0f}s", file=file, flush=True)
 
+# %% ../nbs/09_cli.ipynb #c007b
 def run_report(m: dict, out) -> str:
     "What `finetune` tells the user at the end: the saved model, its scores and splits, the files."
     v = m["valid"]
@@ -56,134 +59,46 @@ def _rate(text: str):
     "A learning rate, or 'find'."
     return text if text == "find" else float(text)
 
+# %% ../nbs/09_cli.ipynb #c010b
 def _count(text: str, least: int = 1) -> int:
     "A whole number of at least `least` (sizes, batches, epochs, steps, seeds)."
     try: return whole_number(text, least)
     except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
+# %% ../nbs/09_cli.ipynb #c010c
 class Parser(argparse.ArgumentParser):
     "argparse with its errors on one line, as every other ftbook error (no usage block)."
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+# %% ../nbs/09_cli.ipynb #c010d
 LAYOUTS = ("a folder (train/ + val/|valid/|validation/ [+ test/], or <class>/ folders) "
            "or a CSV path,label[,split]")
 
 SETTINGS = tuple(f.name for f in fields(RunSettings))  # `finetune`'s flags: None unless typed
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `ftbook` argument parser."
+# %% ../nbs/09_cli.ipynb #c010e
+def _split_flags(p: argparse.ArgumentParser) -> None:
+    "How a dataset without a validation split is split: `--valid-pct` of each class, `--seed`."
     d = RunSettings()
-    loop_methods = [k for k, m in METHODS.items() if m.on_loop]
-    p = Parser(prog="ftbook", description="Fine-tune pretrained image models: the ftbook tools.")
-    p.add_argument("--version", action="version", version=f"ftbook {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    c = sub.add_parser("check", help="check a dataset for problems, without changing it")
-    c.add_argument("data", type=Path, help=LAYOUTS)
-    c.add_argument("--json", action="store_true", help="print a machine-readable report")
-    c.add_argument("--labels", action="store_true",
-                   help="also find suspected label mistakes (cleanlab on a k-fold probe; --out)")
-    c.add_argument("--out", type=Path, default=None,
-                   help="write check.json here (with --labels: label_issues.csv and .png too)")
-    c.add_argument("--folds", type=_count, default=5, help="--labels: folds of the probe")
-    f = sub.add_parser("finetune", help="fine-tune a pretrained backbone on your images")
-    f.add_argument("data", type=Path, help=LAYOUTS)
-    f.add_argument("--out", type=Path, required=True, help="output folder")
-    f.add_argument("--method", default=d.method, choices=[*METHODS, *ALIASES], metavar="METHOD",
-                   help=f"default {d.method}. " + "; ".join(
-                       f"{k}: --epochs = {m.help}" for k, m in METHODS.items()))
-    f.add_argument("--weights", default=None, help="a local checkpoint of the backbone (offline)")
-    f.add_argument("--epochs", type=_count, default=None,
-                   help="epochs of the main phase (default: enough for --steps)")
-    f.add_argument("--steps", type=_count, default=d.steps,
-                   help="optimiser steps of the main phase, without --epochs")
-    f.add_argument("--probe-epochs", type=lambda t: _count(t, least=0), default=d.probe_epochs,
-                   help="epochs of lp_ft's probe (0: none)")
-    f.add_argument("--top", type=_count, default=d.top,
-                   help="lp_ft: body groups it fine-tunes (1-4)")
-    f.add_argument("--lr", type=_rate, default=None,
-                   help="peak learning rate of the head (default: the method's), or 'find'")
-    f.add_argument("--head", choices=("linear", "fastai"), default=d.head)
-    f.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="auto: bf16 on a GPU or a CPU with native bf16 (AMX), else fp32")
-    f.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint")
-    f.add_argument("--exclude", type=Path, default=None,
-                   help="leave out the images listed in this file (a CSV with a path column)")
-    f.add_argument("--quiet", action="store_true",
-                   help="no progress bars, no data summary, no per-epoch lines (warnings stay)")
-    e = sub.add_parser("evaluate",
-                       help="score a model on a split: accuracy, per class, confusion, top losses")
-    e.add_argument("model", type=Path)
-    e.add_argument("data", type=Path, help=LAYOUTS)
-    e.add_argument("--split", choices=("valid", "test"), default="valid")
-    e.add_argument("--out", type=Path, default=None,
-                   help="write per_class.csv, confusion.png, top_losses.png here")
-    r = sub.add_parser("predict",
-                       help="classify image files and folders with a model written by finetune")
-    r.add_argument("model", type=Path)
-    r.add_argument("images", type=Path, nargs="+",
-                   help="image files and folders (searched recursively)")
-    r.add_argument("--out", type=Path, default=None, help="write the predictions as CSV")
-    r.add_argument("--top-k", type=_count, default=1, help="also list the next most likely classes")
-    for command in (e, r):
-        command.add_argument("--tta", action="store_true",
-                             help="flip TTA: average each image's probabilities with its mirror's")
-    s = sub.add_parser("study", help="fine_tune(k) for two budgets, paired over seeds")
-    s.add_argument("data", type=Path, help=LAYOUTS)
-    s.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes it)")
-    s.add_argument("--budgets", type=_count, nargs=2, default=[5, 10], metavar="K")
-    s.add_argument("--seeds", type=_count, default=5)
-    s.add_argument("--per-class", type=_count, default=None,
-                   help="training images per class, drawn anew for each seed (default: all)")
-    z = sub.add_parser("sizes", help="probe vs fine-tuning across training-set sizes, over seeds")
-    z.add_argument("data", type=Path, nargs="+", help="one or more datasets")
-    z.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes it)")
-    z.add_argument("--per-class", type=_count, nargs="+", default=[5, 20, 50, 100],
-                   help="training images per class")
-    z.add_argument("--methods", nargs="+", default=["probe", "fine_tune", "lp_ft"],
-                   choices=loop_methods, metavar="METHOD", help=", ".join(loop_methods))
-    z.add_argument("--seeds", type=_count, default=5)
-    z.add_argument("--steps", type=_count, default=128,
-                   help="optimiser steps of fine-tuning per run")
-    z.add_argument("--probe-steps", type=_count, default=1024,
-                   help="optimiser steps of a probe on cached features")
-    z.add_argument("--evals", type=_count, default=8,
-                   help="validations over a run's epochs on images (its best weights are kept)")
-    z.add_argument("--lr-scale", type=float, default=1.0,
-                   help="every method's default learning rate times this")
-    x = sub.add_parser("export", help="export a model to ONNX (float32 or int8), checked on images")
-    x.add_argument("model", type=Path, help="model.pth, or a float32 .onnx file to quantize")
-    x.add_argument("--format", choices=("onnx",), default="onnx")
-    x.add_argument("--int8", action="store_true",
-                   help="static int8 quantization, calibrated on training images")
-    x.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
-    x.add_argument("--data", type=Path, default=None,
-                   help="images to check and calibrate with (default: the run's split.csv)")
-    b = sub.add_parser("bench", help="throughput: ceiling vs loop vs fastai, cached vs recomputed")
-    b.add_argument("data", type=Path, help=LAYOUTS)
-    b.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
-    b.add_argument("--steps", type=_count, default=10, help="timed steps per measurement")
-    for q in (c, f, e, s, z, b):
-        if q is not e:  # evaluate splits the data as the model's run did
-            q.add_argument("--valid-pct", type=float, default=d.valid_pct,
-                           help="without a validation split: the share of each class held out")
-            q.add_argument("--seed", type=int, default=d.seed)
-    for q in (c, f, s, z, b):
-        q.add_argument("--arch", default=DEFAULT_ARCH,
-                       help="efficientnet_lite0|lite2 (offline), resnet18|34, or any timm name")
-        q.add_argument("--size", type=_count, default=None,
-                       help="image side in pixels (default: the backbone's view_size, 1.3 times "
-                            "its training size: 340 for efficientnet_lite2)")
-    for q in (f, r, s, b): q.add_argument("--bs", type=_count, default=d.bs)
-    f.set_defaults(**dict.fromkeys(SETTINGS))  # resolve_settings tells typed from default
-    return p
+    p.add_argument("--valid-pct", type=float, default=d.valid_pct,
+                   help="without a validation split: the share of each class held out")
+    p.add_argument("--seed", type=int, default=d.seed)
+
+def _backbone_flags(p: argparse.ArgumentParser) -> None:
+    "`--arch` and `--size` (image size in pixels), with the recipe's defaults."
+    p.add_argument("--arch", default=DEFAULT_ARCH,
+                   help="efficientnet_lite0|lite2 (offline), resnet18|34, or any timm name")
+    p.add_argument("--size", type=_count, default=None,
+                   help="image size in pixels (default: the backbone's view_size, 1.3 times "
+                        "its training size: 340 for efficientnet_lite2)")
 
 # %% ../nbs/09_cli.ipynb #c012
 def say(command: str, line: str) -> None:
     "One line of ftbook's own on stderr: a note, a warning or an error of `command`."
     print(f"ftbook {command}: {line}", file=sys.stderr, flush=True)
 
+# %% ../nbs/09_cli.ipynb #c012b
 def _dataset(command: str, data, valid_pct: float, seed: int, quiet: bool = False,
              exclude: Path | None = None):
     "The dataset at `data` (less the images listed in `exclude`); its summary, then its notes."
@@ -194,11 +109,87 @@ def _dataset(command: str, data, valid_pct: float, seed: int, quiet: bool = Fals
     for note in dataset_notes(items): say(command, note)
     return items
 
+# %% ../nbs/09_cli.ipynb #c012c
 def _size(args):
     "The image size asked for, or the backbone's `view_size`."
     from ftbook.models import view_size
     return args.size or view_size(args.arch)
 
+# %% ../nbs/09_cli.ipynb #c017p
+class Command(NamedTuple):
+    "A sub-command: its one-line help, the function that adds its flags, the one that runs it."
+    help: str
+    flags: Callable
+    run: Callable
+
+COMMANDS = {}  # name -> Command: each command's section below adds its entry
+
+# %% ../nbs/09_cli.ipynb #c017q
+def build_parser() -> argparse.ArgumentParser:
+    "The `ftbook` argument parser: one sub-parser per entry of `COMMANDS`."
+    p = Parser(prog="ftbook", description="Fine-tune pretrained image models: the ftbook tools.")
+    p.add_argument("--version", action="version", version=f"ftbook {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in COMMANDS.items(): command.flags(sub.add_parser(name, help=command.help))
+    return p
+
+# %% ../nbs/09_cli.ipynb #c017
+def _resume_hint(args) -> str:
+    "How to resume the interrupted run of `args`, if it left a checkpoint ('' if not)."
+    out = getattr(args, "out", None)
+    if args.command != "finetune" or not (Path(out) / "checkpoints" / "last.pth").exists():
+        return ""
+    return f"ftbook finetune {args.data} --out {out} --resume"
+
+# %% ../nbs/09_cli.ipynb #c017b
+def main(argv: list[str] | None = None) -> int:
+    "Entry point of the `ftbook` console script; `argv` defaults to the command line's arguments."
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    args = build_parser().parse_args(argv)
+    args.command_line = "ftbook " + shlex.join(argv)  # as typed: the results' provenance records it
+    if args.command is None:
+        build_parser().print_help()
+        return 0
+    from ftbook.core import WriteFailed
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        for noise in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+            warnings.simplefilter("ignore", noise)  # libraries' code: nothing a user can act on
+        warnings.showwarning = lambda message, *_, **__: say(
+            args.command, f"note: {str(message).splitlines()[0]}")
+        try:
+            return COMMANDS[args.command].run(args)
+        except BrokenPipeError:  # `ftbook predict ... | head`: the reader has all it wanted
+            import os
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except KeyboardInterrupt:
+            hint = _resume_hint(args)
+            say(args.command, "interrupted" + (f"; resume with: {hint}" if hint else ""))
+            return 130
+        except WriteFailed as e:
+            hint = _resume_hint(args)
+            kept = f"; the last complete checkpoint is kept: once fixed, {hint}" if hint else ""
+            say(args.command, f"error: {e}{kept}")
+            return 1
+        except (FileNotFoundError, ValueError, RuntimeError, OSError, ImportError) as e:
+            say(args.command, f"error: {e}")
+            return 1
+
+# %% ../nbs/09_cli.ipynb #f-check
+def _check_flags(c: argparse.ArgumentParser) -> None:
+    "`ftbook check DATA`: a report; with `--labels`, the suspected label mistakes too."
+    c.add_argument("data", type=Path, help=LAYOUTS)
+    c.add_argument("--json", action="store_true", help="print a machine-readable report")
+    c.add_argument("--labels", action="store_true",
+                   help="also find suspected label mistakes (cleanlab on a k-fold probe; --out)")
+    c.add_argument("--out", type=Path, default=None,
+                   help="write check.json here (with --labels: label_issues.csv and .png too)")
+    c.add_argument("--folds", type=_count, default=5, help="--labels: folds of the probe")
+    _split_flags(c)
+    _backbone_flags(c)
+
+# %% ../nbs/09_cli.ipynb #c012d
 def _check(args) -> int:
     from ftbook.check import check_dataset, format_report
     if args.labels and args.out is None:
@@ -216,6 +207,7 @@ def _check(args) -> int:
     if args.labels: _labels(args)
     return 0 if report.ok else 1
 
+# %% ../nbs/09_cli.ipynb #c012e
 def _labels(args) -> None:
     "`check --labels`: the suspected label mistakes, counted per class, and their files."
     import pandas as pd
@@ -227,6 +219,44 @@ def _labels(args) -> None:
         print(pd.crosstab(issues.given, issues.split, margins=True, margins_name="all").to_string())
     files = write_label_issues(issues, args.out)
     print(f"wrote {', '.join(str(f) for f in files)} (nothing in the data was changed)")
+
+# %% ../nbs/09_cli.ipynb #g-check
+COMMANDS["check"] = Command(
+    "check a dataset for problems, without changing it",
+    _check_flags, _check)
+
+# %% ../nbs/09_cli.ipynb #f-finetune
+def _finetune_flags(f: argparse.ArgumentParser) -> None:
+    "`ftbook finetune DATA --out OUT`: the run's settings (`RunSettings`), none set unless typed."
+    d = RunSettings()
+    f.add_argument("data", type=Path, help=LAYOUTS)
+    f.add_argument("--out", type=Path, required=True, help="output folder")
+    f.add_argument("--method", choices=[*METHODS, *ALIASES], metavar="METHOD",
+                   help=f"default {d.method}. " + "; ".join(
+                       f"{k}: --epochs = {m.help}" for k, m in METHODS.items()))
+    f.add_argument("--weights", help="a local checkpoint of the backbone (offline)")
+    f.add_argument("--epochs", type=_count,
+                   help="epochs of the main stage (default: enough for --steps)")
+    f.add_argument("--steps", type=_count,
+                   help=f"optimiser steps of the main stage, without --epochs (default {d.steps})")
+    f.add_argument("--probe-epochs", type=lambda t: _count(t, least=0),
+                   help=f"epochs of lp_ft's probe (0: none; default {d.probe_epochs})")
+    f.add_argument("--top", type=_count, help=f"lp_ft: body groups it fine-tunes (default {d.top})")
+    f.add_argument("--lr", type=_rate,
+                   help="peak learning rate of the head (default: the method's), or 'find'")
+    f.add_argument("--head", choices=("linear", "fastai"), help=f"default {d.head}")
+    f.add_argument("--precision", choices=PRECISIONS,
+                   help="auto (default): bf16 on a GPU or a CPU with native bf16, else fp32")
+    f.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint")
+    f.add_argument("--exclude", type=Path, default=None,
+                   help="leave out the images listed in this file (a CSV with a path column)")
+    f.add_argument("--quiet", action="store_true",
+                   help="no progress bars, no data summary, no per-epoch lines (warnings stay)")
+    _split_flags(f)
+    _backbone_flags(f)
+    f.add_argument("--bs", type=_count, help=f"images per batch (default {d.bs})")
+    f.set_defaults(**dict.fromkeys(SETTINGS))  # resolve_settings tells typed from default
 
 # %% ../nbs/09_cli.ipynb #c013
 def _settings(args) -> RunSettings:
@@ -250,6 +280,7 @@ def _settings(args) -> RunSettings:
         write_atomic(json.dumps(asdict(s), indent=2).encode(), file)
     return s
 
+# %% ../nbs/09_cli.ipynb #c013b
 def _finetune(args) -> int:
     from ftbook.finetune import finetune
     from ftbook.distributed import distributed, is_main
@@ -263,6 +294,52 @@ def _finetune(args) -> int:
     if m: print(run_report(m, args.out))  # rank 0 only
     return 0
 
+# %% ../nbs/09_cli.ipynb #g-finetune
+COMMANDS["finetune"] = Command(
+    "fine-tune a pretrained backbone on your images",
+    _finetune_flags, _finetune)
+
+# %% ../nbs/09_cli.ipynb #f-predict
+def _predict_flags(r: argparse.ArgumentParser) -> None:
+    "`ftbook predict MODEL FILES...`: one line per image, the top classes with their probabilities."
+    r.add_argument("model", type=Path)
+    r.add_argument("images", type=Path, nargs="+",
+                   help="image files and folders (searched recursively)")
+    r.add_argument("--out", type=Path, default=None, help="write the predictions as CSV")
+    r.add_argument("--top-k", type=_count, default=1, help="also list the next most likely classes")
+    r.add_argument("--tta", action="store_true",
+                   help="flip TTA: average each image's probabilities with its mirror's")
+    r.add_argument("--bs", type=_count, default=RunSettings().bs)
+
+# %% ../nbs/09_cli.ipynb #c014b
+def _predict(args) -> int:
+    from ftbook.inference import predict_table
+    table, skipped = predict_table(args.model, args.images, args.bs, args.top_k, args.tta)
+    for path, why in skipped: say("predict", f"skipped {path}: {why}")
+    if table.empty: raise ValueError("no readable image among the given paths")
+    for row in table.itertuples(index=False):
+        print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    if args.out:
+        from ftbook.core import write_atomic
+        write_atomic(table.to_csv(index=False).encode(), Path(args.out))
+    return 0
+
+# %% ../nbs/09_cli.ipynb #g-predict
+COMMANDS["predict"] = Command(
+    "classify image files and folders with a model written by finetune",
+    _predict_flags, _predict)
+
+# %% ../nbs/09_cli.ipynb #f-evaluate
+def _evaluate_flags(e: argparse.ArgumentParser) -> None:
+    "`ftbook evaluate MODEL DATA`: scores on a split, split as the model's run split it."
+    e.add_argument("model", type=Path)
+    e.add_argument("data", type=Path, help=LAYOUTS)
+    e.add_argument("--split", choices=("valid", "test"), default="valid")
+    e.add_argument("--out", type=Path, default=None,
+                   help="write per_class.csv, confusion.png, top_losses.png here")
+    e.add_argument("--tta", action="store_true",
+                   help="flip TTA: average each image's probabilities with its mirror's")
+
 # %% ../nbs/09_cli.ipynb #c014
 def _evaluate(args) -> int:
     from ftbook.inference import evaluate_model
@@ -275,17 +352,50 @@ def _evaluate(args) -> int:
     if args.out: print(f"wrote {args.out}/: per_class.csv, predictions.csv, confusion.png...")
     return 0
 
-def _predict(args) -> int:
-    from ftbook.inference import predict_table
-    table, skipped = predict_table(args.model, args.images, args.bs, args.top_k, args.tta)
-    for path, why in skipped: say("predict", f"skipped {path}: {why}")
-    if table.empty: raise ValueError("no readable image among the given paths")
-    for row in table.itertuples(index=False):
-        print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
-    if args.out:
-        from ftbook.core import write_atomic
-        write_atomic(table.to_csv(index=False).encode(), Path(args.out))
+# %% ../nbs/09_cli.ipynb #g-evaluate
+COMMANDS["evaluate"] = Command(
+    "score a model on a split: accuracy, per class, confusion, top losses",
+    _evaluate_flags, _evaluate)
+
+# %% ../nbs/09_cli.ipynb #f-export
+def _export_flags(x: argparse.ArgumentParser) -> None:
+    "`ftbook export MODEL --out F.onnx`: float32, or int8 calibrated on the run's images."
+    x.add_argument("model", type=Path, help="model.pth, or a float32 .onnx file to quantize")
+    x.add_argument("--format", choices=("onnx",), default="onnx")
+    x.add_argument("--int8", action="store_true",
+                   help="static int8 quantization, calibrated on training images")
+    x.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    x.add_argument("--data", type=Path, default=None,
+                   help="images to check and calibrate with (default: the run's split.csv)")
+
+# %% ../nbs/09_cli.ipynb #c015d
+def _export(args) -> int:
+    from ftbook.export import export_model
+    r = export_model(args.model, args.out, args.int8, args.data)
+    print(f"wrote {r['file']} ({r['format']}, {r['bytes'] / 1e6:.1f} MB; {args.model.name} "
+          f"{r['pth_bytes'] / 1e6:.1f} MB), {args.format} checked against PyTorch on "
+          f"{r['images']} images: largest logit difference {r['max_abs_logit_diff']:.2g}, "
+          f"top class the same on {r['top1_agreement']:.0%}")
     return 0
+
+# %% ../nbs/09_cli.ipynb #g-export
+COMMANDS["export"] = Command(
+    "export a model to ONNX (float32 or int8), checked on images",
+    _export_flags, _export)
+
+# %% ../nbs/09_cli.ipynb #f-study
+def _study_flags(s: argparse.ArgumentParser) -> None:
+    "`ftbook study DATA --out OUT`: fine_tune for two budgets of epochs, paired over seeds."
+    s.add_argument("data", type=Path, help=LAYOUTS)
+    s.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes it)")
+    s.add_argument("--budgets", type=_count, nargs=2, default=[5, 10], metavar="K",
+                   help="the two budgets, in epochs after the frozen one")
+    s.add_argument("--seeds", type=_count, default=5)
+    s.add_argument("--per-class", type=_count, default=None,
+                   help="training images per class, drawn anew for each seed (default: all)")
+    _split_flags(s)
+    _backbone_flags(s)
+    s.add_argument("--bs", type=_count, default=RunSettings().bs)
 
 # %% ../nbs/09_cli.ipynb #c015
 def _study(args) -> int:
@@ -306,6 +416,34 @@ def _study(args) -> int:
     print(f"wrote {args.out}/: runs.csv, curves.csv, provenance.json")
     return 0
 
+# %% ../nbs/09_cli.ipynb #g-study
+COMMANDS["study"] = Command(
+    "fine_tune(k) for two budgets, paired over seeds",
+    _study_flags, _study)
+
+# %% ../nbs/09_cli.ipynb #f-sizes
+def _sizes_flags(z: argparse.ArgumentParser) -> None:
+    "`ftbook sizes DATA... --out OUT`: the loop's methods across training images per class."
+    loop_methods = [k for k, m in METHODS.items() if m.on_loop]
+    z.add_argument("data", type=Path, nargs="+", help="one or more datasets")
+    z.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes it)")
+    z.add_argument("--per-class", type=_count, nargs="+", default=[5, 20, 50, 100],
+                   help="training images per class")
+    z.add_argument("--methods", nargs="+", default=["probe", "fine_tune", "lp_ft"],
+                   choices=loop_methods, metavar="METHOD", help=", ".join(loop_methods))
+    z.add_argument("--seeds", type=_count, default=5)
+    z.add_argument("--steps", type=_count, default=128,
+                   help="the budget of fine-tuning per run, in optimiser steps")
+    z.add_argument("--probe-steps", type=_count, default=1024,
+                   help="the budget of a probe on cached features, in optimiser steps")
+    z.add_argument("--evals", type=_count, default=8,
+                   help="validations over a run's epochs on images (its best weights are kept)")
+    z.add_argument("--lr-scale", type=float, default=1.0,
+                   help="every method's default learning rate times this")
+    _split_flags(z)
+    _backbone_flags(z)
+
+# %% ../nbs/09_cli.ipynb #c015b
 def _sizes(args) -> int:
     from ftbook.core import ResultsLog
     from ftbook.data import score_splits
@@ -326,6 +464,22 @@ def _sizes(args) -> int:
     print(f"wrote {args.out}/: runs.csv, curves.csv, provenance.json, sizes.png, compute.png")
     return 0
 
+# %% ../nbs/09_cli.ipynb #g-sizes
+COMMANDS["sizes"] = Command(
+    "probe vs fine-tuning across training-set sizes, over seeds",
+    _sizes_flags, _sizes)
+
+# %% ../nbs/09_cli.ipynb #f-bench
+def _bench_flags(b: argparse.ArgumentParser) -> None:
+    "`ftbook bench DATA`: training throughput, each way of computing it measured in one process."
+    b.add_argument("data", type=Path, help=LAYOUTS)
+    b.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
+    b.add_argument("--steps", type=_count, default=10, help="timed optimiser steps per measurement")
+    _split_flags(b)
+    _backbone_flags(b)
+    b.add_argument("--bs", type=_count, default=RunSettings().bs)
+
+# %% ../nbs/09_cli.ipynb #c015c
 def _bench(args) -> int:
     import pandas as pd
     from ftbook.bench import bench
@@ -340,56 +494,7 @@ def _bench(args) -> int:
         print(f"wrote {args.out}")
     return 0
 
-def _export(args) -> int:
-    from ftbook.export import export_model
-    r = export_model(args.model, args.out, args.int8, args.data)
-    print(f"wrote {r['file']} ({r['format']}, {r['bytes'] / 1e6:.1f} MB; {args.model.name} "
-          f"{r['pth_bytes'] / 1e6:.1f} MB), {args.format} checked against PyTorch on "
-          f"{r['images']} images: largest logit difference {r['max_abs_logit_diff']:.2g}, "
-          f"top class the same on {r['top1_agreement']:.0%}")
-    return 0
-
-COMMANDS = {"check": _check, "finetune": _finetune, "evaluate": _evaluate, "predict": _predict,
-            "study": _study, "sizes": _sizes, "export": _export, "bench": _bench}
-
-# %% ../nbs/09_cli.ipynb #c017
-def _resume_hint(args) -> str:
-    "How to resume the interrupted run of `args`, if it left a checkpoint ('' if not)."
-    out = getattr(args, "out", None)
-    if args.command != "finetune" or not (Path(out) / "checkpoints" / "last.pth").exists():
-        return ""
-    return f"ftbook finetune {args.data} --out {out} --resume"
-
-def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `ftbook` console script; `argv` defaults to the command line's arguments."
-    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    args = build_parser().parse_args(argv)
-    args.command_line = "ftbook " + shlex.join(argv)  # as typed: the results' provenance records it
-    if args.command is None:
-        build_parser().print_help()
-        return 0
-    from ftbook.core import WriteFailed
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        for noise in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
-            warnings.simplefilter("ignore", noise)  # libraries' code: nothing a user can act on
-        warnings.showwarning = lambda message, *_, **__: say(
-            args.command, f"note: {str(message).splitlines()[0]}")
-        try:
-            return COMMANDS[args.command](args)
-        except BrokenPipeError:  # `ftbook predict ... | head`: the reader has all it wanted
-            import os
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 0
-        except KeyboardInterrupt:
-            hint = _resume_hint(args)
-            say(args.command, "interrupted" + (f"; resume with: {hint}" if hint else ""))
-            return 130
-        except WriteFailed as e:
-            hint = _resume_hint(args)
-            kept = f"; the last complete checkpoint is kept: once fixed, {hint}" if hint else ""
-            say(args.command, f"error: {e}{kept}")
-            return 1
-        except (FileNotFoundError, ValueError, RuntimeError, OSError, ImportError) as e:
-            say(args.command, f"error: {e}")
-            return 1
+# %% ../nbs/09_cli.ipynb #g-bench
+COMMANDS["bench"] = Command(
+    "throughput: ceiling vs loop vs fastai, cached vs recomputed",
+    _bench_flags, _bench)

@@ -96,6 +96,7 @@ def whole_number(value, least: int = 1) -> int:
         raise ValueError(f"{value!r} is not a whole number of at least {least}")
     return n
 
+# %% ../nbs/00_core.ipynb #c021b
 @dataclass
 class RunSettings:
     "Everything that defines a `ftbook finetune` run; the defaults are the recipe."
@@ -161,6 +162,7 @@ DATA_NAME = "hymenoptera_data"  # the book's dataset
 class DataUnavailable(RuntimeError):
     "The dataset is neither on disk nor downloadable."
 
+# %% ../nbs/00_core.ipynb #c027b
 def cache_dir() -> Path:
     "ftbook's cache folder: `$XDG_CACHE_HOME/ftbook`, default `~/.cache/ftbook`."
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ftbook"
@@ -178,6 +180,7 @@ def download_data(url: str, dest: Path | None = None) -> Path:
             f"then set FTBOOK_DATA to the folder that holds it (or unzip it into {dest / 'data'})."
         ) from None
 
+# %% ../nbs/00_core.ipynb #c028b
 def data_root(name: str = DATA_NAME, download: bool = True) -> Path:
     "Folder of dataset `name`: `$FTBOOK_DATA/<name>`, else the cache, else a download."
     if name not in DATASETS:
@@ -197,6 +200,7 @@ def results_dir() -> Path:
     "Where chapters save their key results: `$FTBOOK_RESULTS`, default `<cache>/results`."
     return Path(os.environ.get("FTBOOK_RESULTS") or cache_dir() / "results")
 
+# %% ../nbs/00_core.ipynb #c034b
 def save_result(chapter: str, data: dict) -> Path:
     "Save `data` (JSON-able) as chapter `chapter`'s result, stamped with profile, device and time."
     import json, time
@@ -209,6 +213,7 @@ def save_result(chapter: str, data: dict) -> Path:
     path.write_text(json.dumps(record, indent=1, default=float))
     return path
 
+# %% ../nbs/00_core.ipynb #c034c
 def load_results() -> dict:
     "Every saved chapter result, by chapter name."
     import json
@@ -224,6 +229,7 @@ class WriteFailed(OSError):
 
     def __str__(self) -> str: return self.strerror
 
+# %% ../nbs/00_core.ipynb #c034xb
 def write_atomic(data: bytes, path: Path) -> None:
     "Write `data` to `path` through a temporary file and a rename: all of it, or nothing changed."
     path = Path(path)
@@ -264,6 +270,7 @@ def device_name(device=None) -> str:
         model = names[0] if names else model
     return f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
+# %% ../nbs/00_core.ipynb #c035bb
 def git_commit(folder=None) -> str | None:
     "The git commit of the repository holding `folder` (this package's), '+dirty' if changed."
     import subprocess
@@ -277,6 +284,7 @@ def git_commit(folder=None) -> str | None:
     dirty = git("status", "--porcelain", "--untracked-files=no", ".").stdout.strip()
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
+# %% ../nbs/00_core.ipynb #c035bc
 def provenance(command: str) -> dict:
     "Where a result comes from: command, ftbook version and commit, date, device, torch."
     import time
@@ -333,6 +341,7 @@ class ResultsLog:
         self.prov_file.write_text(json.dumps(dict(invocations=self.invocations,
                                                   wall_seconds=round(total, 1)), indent=1))
 
+# %% ../nbs/00_core.ipynb #c035db
 def _append_csv(frame, file: Path) -> None:
     "Append the rows of `frame` to the CSV `file`, with a header if it is new."
     frame.to_csv(file, mode="a", header=not file.exists(), index=False)
@@ -359,11 +368,13 @@ class Reference:
                 f"{devices}, torch {span([i['torch'] for i in runs])}; "
                 f"{len(self.runs)} runs, {hours:.1f} h of wall time")
 
+# %% ../nbs/00_core.ipynb #c035jb
 def reference_dir() -> Path:
     "The book's reference results: `$FTBOOK_REFERENCE`, else the repository's `results/` folder."
     import ftbook
     return Path(os.environ.get("FTBOOK_REFERENCE") or Path(ftbook.__file__).parents[1] / "results")
 
+# %% ../nbs/00_core.ipynb #c035jc
 def reference(name: str) -> Reference:
     "The reference results `name` (a folder of `reference_dir()` written by a `ResultsLog`)."
     import json

@@ -46,6 +46,7 @@ class DataError(ValueError):
         self.path, self.reason = (str(where), reason) if reason is not None else (None, str(where))
         super().__init__(f"{where}: {reason}" if reason is not None else str(where))
 
+# %% ../nbs/01_data.ipynb #c006b
 def _refuse(where, why: str) -> DataError:
     "A `DataError` that lists the accepted layouts."
     return DataError(where, f"{why}; accepted layouts: " + " | ".join(LAYOUTS))
@@ -59,10 +60,12 @@ class Layout:
     splits: dict = field(default_factory=dict)  # split -> folder ("folders" layout)
     notes: list = field(default_factory=list)  # (path, reason) of what was found and ignored
 
+# %% ../nbs/01_data.ipynb #c008b
 def class_dirs(folder: Path) -> list:
     "The sub-folders of `folder` that can hold a class (not hidden), sorted."
     return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
+# %% ../nbs/01_data.ipynb #c008c
 def _unwrap(root: Path) -> Path:
     "Descend through folders that hold nothing but one folder (a dataset zipped inside a folder)."
     while not [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]:
@@ -71,6 +74,7 @@ def _unwrap(root: Path) -> Path:
         root = dirs[0]
     return root
 
+# %% ../nbs/01_data.ipynb #c008d
 def find_layout(path) -> Layout:
     "The layout of the dataset at `path`; `DataError` listing the accepted layouts if none."
     root = Path(path)
@@ -105,6 +109,7 @@ def _read_csv(csv: Path) -> pd.DataFrame:
     return pd.DataFrame(dict(path=paths, label=df["label"].astype(str),
                              split=split.map(_SPLIT_NAMES).fillna("")))
 
+# %% ../nbs/01_data.ipynb #c011b
 def scan(layout: Layout) -> tuple[pd.DataFrame, list]:
     "Every file of `layout` (`path`, `label`, `split`, `is_image`), and those outside classes."
     if layout.kind == "csv":
@@ -146,6 +151,7 @@ def items_from(layout: Layout, files: pd.DataFrame, valid_pct: float = 0.2, seed
     items.attrs = dict(layout=layout.kind, root=str(layout.root), valid_split=split)
     return items
 
+# %% ../nbs/01_data.ipynb #c015c
 def get_items(path, valid_pct: float = 0.2, seed: int = 0) -> pd.DataFrame:
     "Table of the image files at `path`: `path`, `label`, `split` (train/valid/test), `is_valid`."
     layout = find_layout(path)
@@ -163,6 +169,7 @@ def subset(items: pd.DataFrame, per_class: int | None, seed: int) -> pd.DataFram
     out.attrs = dict(items.attrs)
     return out
 
+# %% ../nbs/01_data.ipynb #c027db
 def score_splits(items: pd.DataFrame, valid_pct: float = 0.2, seed: int = 0) -> pd.DataFrame:
     "`items` with a test split that scores: its own, else its validation rows, re-split from train."
     if (items["split"] == "test").any(): return items
@@ -224,6 +231,7 @@ def _strict_decoding():
     try: yield
     finally: ImageFile.LOAD_TRUNCATED_IMAGES = prev
 
+# %% ../nbs/01_data.ipynb #d027f
 def _why(e: Exception) -> str:
     "A short human reason for a decoding exception."
     if type(e).__name__ == "UnidentifiedImageError": return "not an image (no format PIL can read)"
@@ -232,12 +240,14 @@ def _why(e: Exception) -> str:
     if "truncated" in str(e): return f"truncated image ({e})"
     return f"cannot decode ({type(e).__name__}: {e})"
 
+# %% ../nbs/01_data.ipynb #d027g
 def _said(w: warnings.WarningMessage, size: tuple) -> str:
     "A caught PIL warning in plain words."
     if issubclass(w.category, Image.DecompressionBombWarning):
         return f"very large image ({size[0]}x{size[1]}, {size[0] * size[1] / 1e6:.0f} megapixels)"
     return str(w.message).splitlines()[0]
 
+# %% ../nbs/01_data.ipynb #d027h
 def decode_image(path, data: bytes | None = None) -> tuple:
     "(RGB image, upright, and info) for the file at `path` (or `data`); `DataError` if unreadable."
     path = Path(path)
@@ -259,6 +269,7 @@ def decode_image(path, data: bytes | None = None) -> tuple:
     except Exception as e:  # PIL raises OSError, ValueError, SyntaxError, ... for bad files
         raise DataError(path, _why(e)) from None
 
+# %% ../nbs/01_data.ipynb #d027i
 def load_rgb(path) -> Image.Image:
     "Open the image file at `path` as upright RGB (an animation's first frame); `DataError` if not."
     return decode_image(path)[0]
@@ -271,11 +282,13 @@ HALF_STATS = ((0.5,) * 3, (0.5,) * 3)
 def _to_normalised(stats) -> list:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(*stats), v2.ToPureTensor()]
 
+# %% ../nbs/01_data.ipynb #c049b
 def valid_tfms(size: int, stats) -> v2.Compose:
     "Validation view: shorter side to `size`, centre crop `size`x`size`, normalise with `stats`."
     return v2.Compose([v2.ToImage(), v2.Resize(size, antialias=True), v2.CenterCrop(size),
                        *_to_normalised(stats)])
 
+# %% ../nbs/01_data.ipynb #c049c
 def train_tfms(size: int, stats, min_scale: float = 0.35) -> v2.Compose:
     "Training view: random crop (`min_scale` to all of the area) to `size`, flip, normalise."
     crop = v2.RandomResizedCrop(size, scale=(min_scale, 1), antialias=True)
@@ -298,6 +311,7 @@ def single_thread():
     finally:
         if n > 1: torch.set_num_threads(n)
 
+# %% ../nbs/01_data.ipynb #c056b
 def collate(batch: list):
     "`default_collate` (stack images, make the label tensor) on one thread."
     with single_thread(): return torch.utils.data.default_collate(batch)
@@ -364,18 +378,22 @@ def loader_workers(device=None) -> int:
     per_gpu = (cores or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # torchrun: shared
     return max(0, min(8, per_gpu - 1))  # a core stays with the main process
 
+# %% ../nbs/01_data.ipynb #c059b
 def _workers_kw(num_workers: int) -> dict:
     forked = dict(multiprocessing_context="fork") if num_workers > 0 else {}
     return dict(num_workers=num_workers, pin_memory=torch.cuda.is_available(), **forked)
 
+# %% ../nbs/01_data.ipynb #c059c
 def workers_of(dl: DataLoader) -> dict:
     "The worker settings of `dl`, for another loader over the same images."
     return _workers_kw(dl.num_workers)
 
+# %% ../nbs/01_data.ipynb #c059d
 def _loader_kw(bs: int, num_workers: int | None, n: int) -> dict:
     if num_workers is None: num_workers = min(loader_workers(), -(-n // bs))  # <= one per batch
     return dict(batch_size=bs, collate_fn=collate, **_workers_kw(num_workers))
 
+# %% ../nbs/01_data.ipynb #c059e
 def image_loader(items: pd.DataFrame, size: int, stats, vocab, bs: int = 32,
                  num_workers: int | None = None, cache_images: bool = True) -> DataLoader:
     "An ordered loader of the validation view of every row of `items`."
@@ -384,6 +402,7 @@ def image_loader(items: pd.DataFrame, size: int, stats, vocab, bs: int = 32,
     if dl.num_workers > 0: ds.preload()  # workers get a copy: what they decode, they forget
     return dl
 
+# %% ../nbs/01_data.ipynb #c059f
 def torch_loaders(items: pd.DataFrame, size: int, stats, bs: int = 32, augment: bool = True,
                   seed: int = 0, num_workers: int | None = None, cache_images: bool = True,
                   min_scale: float = 0.35) -> tuple:

@@ -24,6 +24,7 @@ def is_distributed() -> bool:
     "True inside a `torch.distributed` process group (e.g. under torchrun)."
     return dist.is_available() and dist.is_initialized()
 
+# %% ../nbs/04_5_distributed.ipynb #d005b
 def is_main() -> bool:
     "True in the process that writes files and prints: rank 0, or the only process."
     return not is_distributed() or dist.get_rank() == 0
@@ -49,6 +50,7 @@ def sync_buffers(net: nn.Module) -> None:
         dist.all_reduce(b)
         b /= dist.get_world_size()
 
+# %% ../nbs/04_5_distributed.ipynb #d007b
 def world_sum(*xs: float) -> list[float]:
     "Sum numbers over all processes (identity outside torchrun)."
     if not is_distributed(): return list(xs)

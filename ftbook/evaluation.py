@@ -24,11 +24,11 @@ def mirror_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/04_2_evaluation.ipynb #v006
 @torch.no_grad()
-def predictions(model: nn.Module, dl: DataLoader, device, amp: str | bool | None = None,
+def predictions(model: nn.Module, dl: DataLoader, device, precision: str | bool | None = None,
                 tta: bool = False) -> tuple:
     "(logits, labels) of `model` over `dl` in float32, at `fit`'s precision; `tta`: `mirror_mean`."
     model.eval()
-    amp = use_amp(device, amp)
+    amp = use_amp(device, precision)
     outs, ys = [], []
     for x, y in dl:
         x = to_device(x, device)
@@ -38,8 +38,9 @@ def predictions(model: nn.Module, dl: DataLoader, device, amp: str | bool | None
     return torch.cat(outs), torch.cat(ys)
 
 # %% ../nbs/04_2_evaluation.ipynb #v008
-def evaluate(model: nn.Module, dl: DataLoader, device, amp: str | bool | None = None) -> tuple:
+def evaluate(model: nn.Module, dl: DataLoader, device,
+             precision: str | bool | None = None) -> tuple:
     "Mean cross-entropy and accuracy of `model` over `dl`."
-    logits, y = predictions(model, dl, device, amp)
+    logits, y = predictions(model, dl, device, precision)
     accuracy = (logits.argmax(1) == y).float().mean().item()
     return nn.functional.cross_entropy(logits, y).item(), accuracy

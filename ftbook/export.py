@@ -33,6 +33,7 @@ def export_images(model_file, data=None, split: str = "valid", n: int = 32) -> l
     per_class = -(-n // rows["label"].nunique())  # every class, as evenly as n allows
     return [Path(p) for p in rows.groupby("label").head(per_class).path][:n]
 
+# %% ../nbs/07b_export.ipynb #x009b
 def image_batch(files: list, meta: dict):
     "The validation view of `files`, as `predict` makes it: one float tensor batch."
     import torch
@@ -55,6 +56,7 @@ def to_onnx(model, meta: dict, path: Path, size: int) -> None:
     onnx.helper.set_model_props(proto, {ONNX_KEY: json.dumps(meta)})
     onnx.save(proto, str(path))
 
+# %% ../nbs/07b_export.ipynb #x012b
 def parity(reference, candidate, batch) -> dict:
     "Largest absolute logit difference of `candidate` from `reference` on `batch`, top-1 agreement."
     import torch

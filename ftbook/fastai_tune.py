@@ -44,10 +44,12 @@ def _fastai_image(path):
     "fastai's image type from `load_rgb`, so both paths decode files identically."
     return PILImage.create(load_rgb(path))
 
+# %% ../nbs/03_fastai_fine_tune.ipynb #f070b
 class CentreResize(Resize):
     "`Resize` that centre-crops on the training set too (fastai's picks a random position there)."
     def before_call(self, b, split_idx): super().before_call(b, split_idx=1)
 
+# %% ../nbs/03_fastai_fine_tune.ipynb #f070c
 def fastai_dls(items: pd.DataFrame, size: int, stats, bs: int = 32, augment: bool = True,
                seed: int = 0,
                num_workers: int = 0):
@@ -73,6 +75,7 @@ def normalize_tfms(dls) -> list:
     "The `Normalize` transforms in the batch pipeline of `dls`."
     return [t for t in dls.after_batch.fs if isinstance(t, Normalize)]
 
+# %% ../nbs/03_fastai_fine_tune.ipynb #c007b
 def ensure_normalize(dls, stats) -> None:
     "Make `dls` normalise once with `stats`: add it if missing; `ValueError` if twice or wrong."
     norms = normalize_tfms(dls)
@@ -109,6 +112,7 @@ def _phase(opt) -> str:
     "'frozen' after `freeze()`/`freeze_to(n>0)`, else 'unfrozen'."
     return "frozen" if getattr(opt, "frozen_idx", 0) > 0 else "unfrozen"
 
+# %% ../nbs/03_fastai_fine_tune.ipynb #c020b
 class ScheduleRecorder(Callback):
     "Record lr and momentum of every param group, and the loss, at every batch, across fits."
     order, run_valid = ParamScheduler.order + 1, False

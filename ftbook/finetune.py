@@ -22,22 +22,21 @@ __all__ = ['train_loop', 'trainer', 'resolve_settings', 'finetune', 'plot_curves
 def train_loop(items, s: RunSettings, epochs: int, out: Path, progress: bool, resume: bool,
                log=None) -> tuple:
     "The loop's run of `s.method` (resolved settings) for `epochs`: (history, best model, rate)."
-    from ftbook.core import default_device
     from ftbook.lr_finder import lr_find
-    from ftbook.precision import use_amp
     from ftbook.train import fit, setup_run
     m = get_method(s.method)
     run = setup_run(items, s.arch, s.size, s.bs, s.seed, pretrained=m.pretrained, head=s.head,
                     weights=s.weights)
     plan = lambda lr: method_plan(s.method, epochs, len(run.groups), lr, s.probe_epochs, s.top)
-    lr, amp = s.lr, use_amp(default_device(), s.precision)
+    lr = s.lr
     if lr == "find":  # the valley of the first stage's sweep (a probe: on cached features)
-        lr, _ = lr_find(run, plan(None)[0], m.train_bn, amp=amp)
+        lr, _ = lr_find(run, plan(None)[0], m.train_bn, precision=s.precision)
     h = fit(*run, plan(lr), train_bn=m.train_bn, seed=s.seed, resume=resume,
             ckpt_dir=Path(out) / "checkpoints", restore_best=True, progress=progress,
-            on_epoch=log, amp=amp)
+            on_epoch=log, precision=s.precision)
     return h, run.model, lr
 
+# %% ../nbs/08_finetune.ipynb #f007b
 def trainer(method: Method) -> Callable:
     "The function that trains `method`: the loop, or fastai's Learner (fastai imported only then)."
     if method.on_loop: return train_loop
@@ -75,6 +74,7 @@ def _plain(v):
     if hasattr(v, "to_dict"): return v.to_dict(orient="index")
     return v.item() if hasattr(v, "item") else v
 
+# %% ../nbs/08_finetune.ipynb #f009b
 def finetune(items, s: RunSettings, out: Path, progress: bool = True, resume: bool = False,
              log=None, command: str = "ftbook.finetune.finetune") -> dict:
     "Fine-tune on `items` (from `load_dataset`) as `s` says; write the model and metrics to `out`."
@@ -101,6 +101,7 @@ def finetune(items, s: RunSettings, out: Path, progress: bool = True, resume: bo
     write_atomic(json.dumps(metrics, indent=2).encode(), out / "metrics.json")
     return metrics
 
+# %% ../nbs/08_finetune.ipynb #f009c
 def _meta(s: RunSettings, vocab: list, epoch: int) -> dict:
     "What a model file says about itself: enough to use it, and how its data was split."
     from ftbook.models import get_backbone
@@ -108,6 +109,7 @@ def _meta(s: RunSettings, vocab: list, epoch: int) -> dict:
                 stats=get_backbone(s.arch).stats, precision=s.precision,
                 method=s.method, valid_pct=s.valid_pct, seed=s.seed, epoch=epoch)
 
+# %% ../nbs/08_finetune.ipynb #f009d
 def _save_models(model, hist, s: RunSettings, vocab: list, out: Path) -> dict:
     "Write `model.pth` (the best weights, in `model`) and `last.pth`; say what each one is."
     from ftbook.checkpoints import read_checkpoint
@@ -125,6 +127,7 @@ def _save_models(model, hist, s: RunSettings, vocab: list, out: Path) -> dict:
     return dict(model=what, best_phase=best.phase, last_phase=last.phase,
                 last=f"final weights (epoch {int(last.epoch)})")
 
+# %% ../nbs/08_finetune.ipynb #f009e
 def _metrics(hist, s: RunSettings, items, vocab: list, info: dict, saved: dict, scores: dict,
              seconds: float) -> dict:
     "What `metrics.json` holds: the run's summary, its settings, the data and split, the scores."

@@ -21,6 +21,7 @@ def save_model(model, meta: dict, path) -> None:
     if missing: raise ValueError(f"model metadata lacks {missing}")
     save_atomic(dict(meta, state_dict=model.state_dict()), path)
 
+# %% ../nbs/07_inference.ipynb #i009b
 def load_model(path) -> tuple:
     "(model in eval mode, its metadata) from a file of `save_model` or an exported `.onnx` file."
     from ftbook.models import create_model
@@ -51,6 +52,7 @@ class OnnxModel:
     def eval(self): return self
     def to(self, *args, **kwargs): return self
 
+# %% ../nbs/07_inference.ipynb #i012cb
 def load_onnx(path) -> tuple:
     "(an `OnnxModel`, its metadata) from an `.onnx` file written by `ftbook export`."
     import json
@@ -89,6 +91,7 @@ def _top_losses(items, probs, pred, vocab: list, path: Path, k: int = 12) -> Non
                       suptitle="most confidently wrong: predicted / actual")
     save_figure(fig, path)
 
+# %% ../nbs/07_inference.ipynb #i016b
 def score(model, meta: dict, items, out: Path | None = None, bs: int = 32,
           tta: bool = False) -> dict:
     "Accuracy, balanced accuracy, per-class precision/recall/F1 of `model` on `items`, files."
@@ -135,6 +138,7 @@ def image_files(paths) -> list[Path]:
         else: raise FileNotFoundError(f"{p}: no such file or folder")
     return files
 
+# %% ../nbs/07_inference.ipynb #i020b
 def readable_batches(files: list, view, bs: int, skipped: list):
     "Batches of (images through `view`, indices in `files`); unreadable files go to `skipped`."
     import torch
@@ -149,6 +153,7 @@ def readable_batches(files: list, view, bs: int, skipped: list):
                 except DataError as e: skipped.append((str(files[i]), e.reason))
         if xs: yield torch.stack(xs), torch.tensor(ids)
 
+# %% ../nbs/07_inference.ipynb #i020c
 def predict_table(model_file, paths, bs: int = 32, top_k: int = 1, tta: bool = False) -> tuple:
     "(path, label, probability and the next `top_k - 1` classes; [(path, why)] unreadable)."
     from itertools import chain
@@ -169,6 +174,7 @@ def predict_table(model_file, paths, bs: int = 32, top_k: int = 1, tta: bool = F
         table[f"probability{suffix}"] = top.values[:, j].numpy()
     return table, skipped
 
+# %% ../nbs/07_inference.ipynb #i020d
 def predict(model_file, images, tta: bool = False) -> list[tuple[str, str, float]]:
     "Class and probability for each image (files or folders), with a model saved by `finetune`."
     table, _ = predict_table(model_file, images, tta=tta)

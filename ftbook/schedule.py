@@ -25,6 +25,7 @@ def lr_range(lr: float | slice, n: int) -> list[float]:
     step = (lr.stop / lr.start) ** (1 / (n - 1))
     return [lr.start * step**i for i in range(n)]
 
+# %% ../nbs/01c_schedule.ipynb #h006b
 def ulmfit_lrs(hi: float, n: int, factor: float = 2.6) -> list[float]:
     "ULMFiT's discriminative rates: each group `factor` times lower than the next, head at `hi`."
     return [hi / factor ** (n - 1 - i) for i in range(n)]
@@ -53,6 +54,7 @@ def cos_anneal(start: float, end: float, pct: float) -> float:
     "Cosine from `start` (pct=0) to `end` (pct=1): fastai's `sched_cos`."
     return start + (1 + math.cos(math.pi * (1 - pct))) * (end - start) / 2
 
+# %% ../nbs/01c_schedule.ipynb #h012b
 def schedule_at(stage: Stage, lr: float, pct: float, moms=(0.95, 0.85, 0.95)) -> tuple:
     "Learning rate and momentum at fraction `pct` of `stage` for a group whose peak rate is `lr`."
     if stage.schedule == "flat": return lr, 0.9
@@ -63,6 +65,7 @@ def schedule_at(stage: Stage, lr: float, pct: float, moms=(0.95, 0.85, 0.95)) ->
     p = (pct - stage.pct_start) / (1 - stage.pct_start)  # annealing: rate down, momentum up
     return cos_anneal(lr, lr / stage.div_final, p), cos_anneal(moms[1], moms[2], p)
 
+# %% ../nbs/01c_schedule.ipynb #h012c
 def position(epoch: int, batch: int, n_batches: int, epochs: int) -> float:
     "Fraction of a stage of `epochs` epochs done before `batch` of its `epoch` (both from 0)."
     return (epoch + batch / n_batches) / epochs
@@ -91,10 +94,12 @@ def plan_fine_tune(epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, l
             Stage(epochs, 0, slice(base_lr / 2 / lr_mult, base_lr / 2), pct_start=pct_start,
                   div=div, name="unfrozen")]
 
+# %% ../nbs/01c_schedule.ipynb #h021b
 def plan_probe(epochs: int, lr: float = 2e-3) -> list[Stage]:
     "A linear probe (feature extraction): only the head trains, on plain images."
     return [Stage(epochs, HEAD_ONLY, lr, augment=False, name="probe")]
 
+# %% ../nbs/01c_schedule.ipynb #h021c
 def plan_gradual(epochs: int, n_groups: int, lr: float = 1e-3, freeze_epochs: int = 1,
                  factor: float = 2.6) -> list[Stage]:
     "ULMFiT-style: the head first, then one more group per epoch; the last stage unfreezes all."
@@ -105,6 +110,7 @@ def plan_gradual(epochs: int, n_groups: int, lr: float = 1e-3, freeze_epochs: in
                             name=f"top {n_groups - n_frozen}"))
     return stages
 
+# %% ../nbs/01c_schedule.ipynb #h021d
 def plan_lp_ft(probe_epochs: int, epochs: int, n_groups: int, lr: float = 5e-3,
                top: int = 1) -> list[Stage]:
     "A probe at `lr`, then the last `top` body groups and the head at `lr/10` (after LP-FT)."
@@ -113,6 +119,7 @@ def plan_lp_ft(probe_epochs: int, epochs: int, n_groups: int, lr: float = 5e-3,
         Stage(epochs, n_frozen, ulmfit_lrs(lr / 10, n_groups), pct_start=0.3, div=5.0,
               name=f"fine-tune top {n_groups - 1 - n_frozen}")]
 
+# %% ../nbs/01c_schedule.ipynb #h021e
 def plan_scratch(epochs: int, lr: float = 2e-3) -> list[Stage]:
     "Everything trains from the start (meant for random weights: training from scratch)."
     return [Stage(epochs, 0, lr, name="scratch")]
@@ -132,6 +139,7 @@ class PlanArgs:
     probe_epochs: int = 10  # LP-FT: epochs of its probe stage
     top: int = 1           # LP-FT: body groups it fine-tunes
 
+# %% ../nbs/01c_schedule.ipynb #h029b
 @dataclass(frozen=True)
 class Method:
     "A named recipe: its plan, default rate, BatchNorm policy, head, and who trains it."
@@ -150,6 +158,7 @@ class Method:
         "Trained by the hand-written loop (so the studies can run it)."
         return not self.by_fastai
 
+# %% ../nbs/01c_schedule.ipynb #h029c
 METHODS = {
     "fine_tune": Method(lambda a: plan_fine_tune(a.epochs, a.lr), 2e-3, True,
                         "epochs after one frozen epoch (fastai's fine_tune plan, by the loop)"),
@@ -174,6 +183,7 @@ def get_method(name: str) -> Method:
         raise ValueError(f"unknown method {name!r}: choose one of {', '.join(METHODS)}")
     return METHODS[name]
 
+# %% ../nbs/01c_schedule.ipynb #h029d
 def method_plan(method: str, epochs: int, n_groups: int, lr: float | None = None,
                 probe_epochs: int = 10, top: int = 1) -> list[Stage]:
     "The plan of `method` (a key of `METHODS`) for `epochs`, at its default rate unless `lr`."

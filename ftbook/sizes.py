@@ -41,6 +41,7 @@ class Budget:
         epochs = probe_epochs if method == "probe" else epochs_for(self.steps, n_train, bs)
         return method_plan(method, epochs, n_groups, lr, probe_epochs=probe_epochs)
 
+# %% ../nbs/05b_sizes.ipynb #s010c
 def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, budget: Budget, seed: int,
              bs: int = 16, lr_scale: float = 1.0, device=None) -> tuple[dict, pd.DataFrame]:
     "Train `method` on `sub`'s train rows within `budget`; its best weights scored on test."
@@ -102,6 +103,7 @@ def mean_interval(values, conf: float = 0.95) -> tuple[float, float, float]:
     iv = paired_interval(np.zeros(len(values)), values, conf)
     return iv.mean, max(iv.lo, 0.0), min(iv.hi, 1.0)
 
+# %% ../nbs/05b_sizes.ipynb #s014b
 def size_summary(grid: pd.DataFrame, score: str = "test_accuracy") -> pd.DataFrame:
     "Mean `score`, its interval over seeds, and mean seconds, per dataset, size and method."
     rows = [dict(dataset=d, per_class=n, method=m, n_train=g.n_train.mean(),
@@ -111,6 +113,7 @@ def size_summary(grid: pd.DataFrame, score: str = "test_accuracy") -> pd.DataFra
             for (d, n, m), g in grid.groupby(["dataset", "per_class", "method"], sort=False)]
     return pd.DataFrame(rows)
 
+# %% ../nbs/05b_sizes.ipynb #s014c
 def vs_probe(grid: pd.DataFrame, method: str, score: str = "test_accuracy") -> pd.DataFrame:
     "Per dataset and size: `method` minus the probe, paired by seed (the same subset)."
     rows = []
@@ -121,6 +124,7 @@ def vs_probe(grid: pd.DataFrame, method: str, score: str = "test_accuracy") -> p
                          diff=iv.mean, lo=iv.lo, hi=iv.hi, seeds=iv.n))
     return pd.DataFrame(rows)
 
+# %% ../nbs/05b_sizes.ipynb #s014d
 def crossover(diffs: pd.DataFrame):
     "The smallest size from which the interval is above 0 at every larger size (None if none)."
     above = diffs.sort_values("n_train").lo.gt(0).tolist()
@@ -162,6 +166,7 @@ def crossover_text(diffs: pd.DataFrame) -> list[str]:
         out.append(f"{d}, {m}: {verdict}")
     return out
 
+# %% ../nbs/05b_sizes.ipynb #s025f
 def budget_runs(grid: pd.DataFrame, budget: Budget = Budget(),
                 lr_scale: float = 1.0) -> pd.DataFrame:
     "The runs of `grid` made with `budget`'s steps and `lr_scale` (a results folder may hold more)."
@@ -169,6 +174,7 @@ def budget_runs(grid: pd.DataFrame, budget: Budget = Budget(),
             & (grid.lr_scale == lr_scale))
     return grid[same]
 
+# %% ../nbs/05b_sizes.ipynb #s025g
 def crossovers(grid: pd.DataFrame, budget: Budget = Budget(), lr_scale: float = 1.0) -> list[str]:
     "The crossover sentences of the runs of `grid` made with `budget` and `lr_scale`."
     g = budget_runs(grid, budget, lr_scale)
@@ -184,6 +190,7 @@ def convergence(grid: pd.DataFrame) -> pd.DataFrame:
         best_epoch=("best_epoch", "median"), epochs=("epochs", "median"))
     return out.reset_index()
 
+# %% ../nbs/05b_sizes.ipynb #s019b
 def doubling(base: pd.DataFrame, doubled: pd.DataFrame, score: str = "test_accuracy"):
     "Per dataset, size and method in both: doubled minus base `score`, paired by seed, interval."
     rows = []

@@ -33,10 +33,12 @@ def run_seeds(train: Callable[[int], pd.DataFrame], seeds: list[int], variant: s
     "Run `train(seed)` for every seed; one history per seed, tagged with `variant` and `seed`."
     return pd.concat([train(s).assign(variant=variant, seed=s) for s in seeds], ignore_index=True)
 
+# %% ../nbs/05_overfitting.ipynb #c007b
 def best_epoch(h: pd.DataFrame) -> int:
     "The epoch with the lowest validation loss (the first one on ties)."
     return int(h.epoch.iloc[int(np.argmin(h.valid_loss.values))])
 
+# %% ../nbs/05_overfitting.ipynb #c007c
 def early_stop_epoch(valid_losses, patience: int, min_delta: float = 0.0) -> tuple[int, int]:
     "Where `EarlyStopping(patience)` stops on `valid_losses`, and the best epoch up to there."
     es = EarlyStopping(patience, min_delta)
@@ -73,6 +75,7 @@ def selection(study: pd.DataFrame, patience: int = 2, score: str = "accuracy") -
                          max_accuracy=h[score].max()))
     return pd.DataFrame(rows)
 
+# %% ../nbs/05_overfitting.ipynb #c013b
 def mean_std(df: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
     "Mean ± std over seeds of every numeric column, as text."
     num = df.drop(columns=["seed"]).groupby(by, sort=False)
@@ -102,12 +105,14 @@ class Interval:
         return (f"{self.mean:+.3f} [{self.lo:+.3f}, {self.hi:+.3f}] ({self.n} seeds, "
                 f"p={self.p:.2f}, at least {self.p_min:.2f} with {self.n} seeds)")
 
+# %% ../nbs/05_overfitting.ipynb #c016c
 def sign_flip_p(d) -> float:
     "Exact two-sided p-value of the sign-flip (paired permutation) test for mean(d) = 0."
     d = np.asarray(d, float)
     signs = np.array(list(itertools.product([1, -1], repeat=len(d))))
     return float(np.mean(np.abs((signs * d).mean(1)) >= abs(d.mean()) - 1e-12))
 
+# %% ../nbs/05_overfitting.ipynb #c016d
 def paired_interval(a, b, conf: float = 0.95) -> Interval:
     "Mean of the paired differences `b - a`, its Student-t interval, and the sign-flip p-value."
     from scipy import stats
@@ -143,6 +148,7 @@ def test_scorer(items: pd.DataFrame, arch: str, size: int, vocab: list, bs: int,
         with torch.random.fork_rng(devices=[]): return evaluate(model, dl, device)  # no RNG drawn
     return score
 
+# %% ../nbs/05_overfitting.ipynb #c026b
 def fine_tune_budgets(items: pd.DataFrame, arch: str, size: int, bs: int, budgets: tuple, seed: int,
                       device=None) -> pd.DataFrame:
     "The histories of `fine_tune(k)` for each `k` of `budgets`, one seed, sharing the frozen epoch."

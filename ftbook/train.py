@@ -40,6 +40,7 @@ def make_optimizer(groups: list, name: str = "adamw", wd: float = 0.01) -> torch
     if name == "sgd": return torch.optim.SGD(pgs, lr=1e-3, momentum=0.9, weight_decay=wd)
     raise ValueError(f"Unknown optimiser {name!r}: choose adamw or sgd")
 
+# %% ../nbs/04_layerwise.ipynb #c018b
 def set_hypers(opt: torch.optim.Optimizer, stage: Stage, lrs: list[float], pct: float) -> None:
     "Set every group's learning rate and momentum for position `pct` of `stage`."
     for pg, peak in zip(opt.param_groups, lrs):
@@ -51,6 +52,7 @@ def set_hypers(opt: torch.optim.Optimizer, stage: Stage, lrs: list[float], pct: 
 class TrainingDiverged(RuntimeError):
     "The loss became NaN or infinite."
 
+# %% ../nbs/04_layerwise.ipynb #c022b
 @dataclass
 class EarlyStopping:
     "Stop when the validation loss has not improved by `min_delta` for `patience` epochs."
@@ -74,6 +76,7 @@ class Run(NamedTuple):
     groups: list
     dls: tuple
 
+# %% ../nbs/04_layerwise.ipynb #c032c
 def setup_run(items, arch: str | None = None, size: int | None = None, bs: int = 32, seed: int = 0,
               augment: bool = True, pretrained: bool = True, head: str = "linear", weights=None,
               cache_images: bool = True, min_scale: float = 0.35,
@@ -103,11 +106,12 @@ class StageData:
     setup_seconds: float    # the one-off feature pass, counted in the stage's first epoch
     amp: bool               # bf16 autocast in its steps, features and validation
 
+# %% ../nbs/04_layerwise.ipynb #c034b
 def prepare_stage(run: Run, stage: Stage, train_bn: bool, cache_features: bool, device,
-                  seed: int, amp: str | bool | None = None) -> StageData:
+                  seed: int, precision: str | bool | None = None) -> StageData:
     "Freeze, set the images' view, and pick the inputs (cached features when the body is frozen)."
     t0 = time.perf_counter()
-    amp = use_amp(device, amp)
+    amp = use_amp(device, precision)  # the setting, resolved: bf16 or not
     freeze_to(run.groups, stage.n_frozen, train_bn)
     run.dls[0].dataset.augment = stage.augment
     cached = cache_features and can_cache(stage, len(run.groups), train_bn)
@@ -128,6 +132,7 @@ class EpochStats:
     # from one step's end to the next: loading included
     step_seconds: list = field(default_factory=list)
 
+# %% ../nbs/04_layerwise.ipynb #c036b
 def train_epoch(s: StageData, run: Run, optimizer, stage: Stage, e: int, device,
                 progress: bool = False, desc: str = "") -> EpochStats:
     "Epoch `e` of `stage`: for each batch, schedule, forward, backward, step."
@@ -152,6 +157,7 @@ def train_epoch(s: StageData, run: Run, optimizer, stage: Stage, e: int, device,
         t = time.perf_counter()
     return stats
 
+# %% ../nbs/04_layerwise.ipynb #c036c
 def _bar(dl, progress: bool, desc: str):
     "Iterate `dl` with a fastprogress bar when `progress` (meant for terminals and notebooks)."
     if not progress: return dl
@@ -173,6 +179,7 @@ class Tracker:
     best_loss: float = math.inf
     best_state: dict | None = None
 
+# %% ../nbs/04_layerwise.ipynb #c038b
 def end_epoch(run: Run, optimizer, tracker: Tracker, row: dict, epoch: int) -> bool:
     "Record `row`, keep the best weights, write checkpoints; True when early stopping says stop."
     tracker.rows.append(row)
@@ -203,6 +210,7 @@ def resume_from(ckpt_dir: Path, run: Run, optimizer, tracker: Tracker) -> int:
         tracker.best_state = read_checkpoint(Path(ckpt_dir) / "best.pth")["model"]
     return state["epoch"]
 
+# %% ../nbs/04_layerwise.ipynb #c039b
 def epoch_row(s: StageData, stage: Stage, stats: EpochStats, t0: float, epoch: int, device,
               validate: bool = True) -> dict:
     "Validate (unless told not to) and make the history row of one epoch, summed over processes."
@@ -222,7 +230,7 @@ def fit(model: nn.Module, groups: list, dls: tuple, plan: list[Stage], *, opt: s
         cache_features: bool = True, ckpt_dir: Path | None = None, resume: bool = False,
         early_stopping: EarlyStopping | None = None, restore_best: bool = False,
         progress: bool = False, on_epoch: Callable | None = None, valid_every: int = 1,
-        amp: str | bool | None = None):
+        precision: str | bool | None = None):
     "Train `model` by `plan` over layer `groups`; returns the history, one row per epoch."
     device = device or default_device()
     if seed is not None: seed_everything(seed)
@@ -235,7 +243,7 @@ def fit(model: nn.Module, groups: list, dls: tuple, plan: list[Stage], *, opt: s
     stop = False
     for stage, start in zip(plan, starts):
         if stop or start + stage.epochs <= done: continue  # stopped, or resumed past this stage
-        s = prepare_stage(run, stage, train_bn, cache_features, device, seed or 0, amp)
+        s = prepare_stage(run, stage, train_bn, cache_features, device, seed or 0, precision)
         first = max(start, done) + 1  # the first epoch this stage runs
         for epoch in range(first, start + stage.epochs + 1):
             t0 = time.perf_counter() - (s.setup_seconds if epoch == first else 0)
