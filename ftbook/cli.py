@@ -20,11 +20,12 @@ from .inference import predict  # noqa: F401 (release 0.1's public API: ftbook.c
 from .schedule import METHODS
 
 # %% auto #0
-__all__ = ['ALIASES', 'LAYOUTS', 'SETTINGS', 'COMMANDS', 'EpochPrinter', 'run_report', 'Parser', 'say', 'Command', 'build_parser',
-           'main']
+__all__ = ['ALIASES', 'RENAMED', 'LAYOUTS', 'SETTINGS', 'COMMANDS', 'EpochPrinter', 'run_report', 'Parser', 'say', 'Command',
+           'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c007
 ALIASES = {"lpft": "lp_ft", "layerwise": "fine_tune", "head": "probe"}  # the names of release 0.1
+RENAMED = {"sizes": "data-size"}  # commands of release 0.1, under their new names
 
 class EpochPrinter:
     "Print one line per epoch, as fastai's table does: epoch, phase, losses, accuracy, seconds."
@@ -145,6 +146,9 @@ def _resume_hint(args) -> str:
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ftbook` console script; `argv` defaults to the command line's arguments."
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv and argv[0] in RENAMED:  # the old name works for one more release, and says so
+        say(RENAMED[argv[0]], f"note: `ftbook {argv[0]}` is now `ftbook {RENAMED[argv[0]]}`")
+        argv = [RENAMED[argv[0]], *argv[1:]]
     args = build_parser().parse_args(argv)
     args.command_line = "ftbook " + shlex.join(argv)  # as typed: the results' provenance records it
     if args.command is None:
@@ -422,8 +426,8 @@ COMMANDS["study"] = Command(
     _study_flags, _study)
 
 # %% ../nbs/09_cli.ipynb #f-sizes
-def _sizes_flags(z: argparse.ArgumentParser) -> None:
-    "`ftbook sizes DATA... --out OUT`: the loop's methods across training images per class."
+def _data_size_flags(z: argparse.ArgumentParser) -> None:
+    "`ftbook data-size DATA... --out OUT`: the loop's methods across training images per class."
     loop_methods = [k for k, m in METHODS.items() if m.on_loop]
     z.add_argument("data", type=Path, nargs="+", help="one or more datasets")
     z.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes it)")
@@ -444,7 +448,7 @@ def _sizes_flags(z: argparse.ArgumentParser) -> None:
     _backbone_flags(z)
 
 # %% ../nbs/09_cli.ipynb #c015b
-def _sizes(args) -> int:
+def _data_size(args) -> int:
     from ftbook.core import ResultsLog
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
@@ -465,9 +469,9 @@ def _sizes(args) -> int:
     return 0
 
 # %% ../nbs/09_cli.ipynb #g-sizes
-COMMANDS["sizes"] = Command(
+COMMANDS["data-size"] = Command(
     "probe vs fine-tuning across training-set sizes, over seeds",
-    _sizes_flags, _sizes)
+    _data_size_flags, _data_size)
 
 # %% ../nbs/09_cli.ipynb #f-bench
 def _bench_flags(b: argparse.ArgumentParser) -> None:

@@ -14,12 +14,12 @@ cd "$data"
 lite0="--size 160 --arch efficientnet_lite0"
 
 sizes() {
-    ftbook sizes hymenoptera_data clothing-dataset-small --per-class 5 20 50 100 $lite0 --seeds 5 \
+    ftbook data-size hymenoptera_data clothing-dataset-small --per-class 5 20 50 100 $lite0 --seeds 5 \
         --steps 128 --probe-steps 1024 --out "$out/sizes"
 }
 doubled() {  # the convergence check: twice the budget, 3 seeds, where fine-tuning is slowest to settle (5) and
              # where its best weights came at the last epoch (50, 100)
-    ftbook sizes clothing-dataset-small --per-class 5 50 100 $lite0 --seeds 3 \
+    ftbook data-size clothing-dataset-small --per-class 5 50 100 $lite0 --seeds 3 \
         --steps 256 --probe-steps 2048 --out "$out/sizes-doubled"
 }
 study() {  # fine_tune(5) vs fine_tune(10): two small settings, then three near the CLI's (340 px: its own)

@@ -36,7 +36,7 @@ def one_line_error(r, *parts):
 def only_ftbook_lines(stderr: str):
     "Every line on stderr is one of ftbook's own: no warning machinery, no traceback, no library's words."
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert all(re.match(r"ftbook [a-z]+: ", line) for line in lines), stderr
+    assert all(re.match(r"ftbook [a-z-]+: ", line) for line in lines), stderr
     assert not re.search(r"Warning|Traceback|\.py:\d+", stderr), stderr
     return lines
 
@@ -88,7 +88,7 @@ def test_help_lists_every_command():
     "`--version` and the light import are checked on the installed wheel (tests/test_install.py)."
     r = ftbook("--help")
     assert r.returncode == 0
-    for c in ["check", "finetune", "evaluate", "predict", "study", "sizes", "bench"]: assert c in r.stdout
+    for c in ["check", "finetune", "evaluate", "predict", "study", "data-size", "bench", "export"]: assert c in r.stdout
     assert "lp_ft" in ftbook("finetune", "--help").stdout
 
 
@@ -139,8 +139,8 @@ def test_a_run_writes_its_files_and_keeps_the_best_weights(run):
         assert (out / f).stat().st_size > 0, f
     m, h = json.loads((out / "metrics.json").read_text()), pd.read_csv(out / "history.csv")
     best = h.loc[h.valid_loss.idxmin()]
-    assert (m["best_epoch"], m["best_accuracy"], m["best_valid_loss"]) == (best.epoch, best.accuracy, best.valid_loss)
-    assert m["max_accuracy"] == h.accuracy.max() and m["final_accuracy"] == h.accuracy.iloc[-1]
+    assert (m["best_epoch"], m["best_valid_accuracy"], m["best_valid_loss"]) == (best.epoch, best.accuracy, best.valid_loss)
+    assert m["max_valid_accuracy"] == h.accuracy.max() and m["final_valid_accuracy"] == h.accuracy.iloc[-1]
     assert m["saved"]["model"] == f"best weights by validation loss (epoch {int(best.epoch)}, probe)"
     saved = torch.load(out / "model.pth", weights_only=True)  # tensors and plain values only
     ckpt = torch.load(out / "checkpoints" / "best.pth", weights_only=True)["model"]
@@ -335,10 +335,11 @@ def test_study_and_sizes_write_resumable_results(shapes, tmp_path):
     r = ftbook("sizes", shapes, "--per-class", "2", "4", "--seeds", "2", "--steps", "2", "--probe-steps", "4",
                "--size", "32", "--arch", "efficientnet_lite0", "--out", tmp_path / "sizes")
     assert r.returncode == 0, r.stderr
+    assert "ftbook data-size: note: `ftbook sizes` is now `ftbook data-size`" in r.stderr  # release 0.1's name
     grid = pd.read_csv(tmp_path / "sizes" / "runs.csv")
     assert len(grid) == 2 * 2 * 3 and set(grid.method) == {"probe", "fine_tune", "lp_ft"}
     assert grid.test_accuracy.between(0, 1).all() and "shapes, fine_tune:" in r.stdout
-    one_line_error(ftbook("sizes", shapes, "--methods", "fine_tune", "--out", tmp_path / "x"), "probe")
+    one_line_error(ftbook("data-size", shapes, "--methods", "fine_tune", "--out", tmp_path / "x"), "probe")
 
 
 def test_phone_photos_are_read_upright(tmp_path):
@@ -398,7 +399,7 @@ def test_every_command_speaks_in_ftbook_lines(tmp_path):
     model = tmp_path / "run" / "model.pth"
     for args in (["check", data], ["evaluate", model, data], ["predict", model, data],
                  ["study", data, "--budgets", "1", "1", "--seeds", "1", *TINY, "--out", tmp_path / "st"],
-                 ["sizes", data, "--per-class", "1", "--seeds", "1", "--steps", "1", "--probe-steps", "1",
+                 ["data-size", data, "--per-class", "1", "--seeds", "1", "--steps", "1", "--probe-steps", "1",
                   "--arch", "efficientnet_lite0", "--size", "32", "--out", tmp_path / "sz"],
                  ["bench", data, *TINY, "--steps", "2"]):
         r = ftbook_process(*args)
