@@ -31,7 +31,7 @@ from fastai.vision.all import (CategoryBlock, ColReader, ColSplitter, DataBlock,
 
 from .core import default_device, history_frame, seed_everything
 from .data import load_rgb
-from .models import count_table, get_backbone, timm_weights_file, view_size
+from .models import count_table, get_backbone, image_size, timm_weights_file
 from .schedule import METHODS
 
 # %% auto #0
@@ -227,7 +227,7 @@ def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int = 1,
                path: Path | None = None) -> tuple[pd.DataFrame, Learner]:
     "fastai's `fine_tune` of `arch` on `items` (size: `view_size`; lr: fastai's); `cbs` for both."
     bb = get_backbone(arch)
-    size, lr = size or view_size(bb.name), lr or METHODS["fastai"].lr
+    size, lr = image_size(size, bb.name), lr or METHODS["fastai"].lr
     seed_fastai(seed)
     dls = fastai_dls(items, size, bb.stats, bs=bs, seed=seed).to(default_device())
     learn = fastai_learner(dls, bb.name, pretrained=pretrained,

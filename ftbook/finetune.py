@@ -47,24 +47,25 @@ def trainer(method: Method) -> Callable:
 def resolve_settings(given: dict,
                      saved: RunSettings | None = None) -> tuple[RunSettings, list[str]]:
     "The run's settings: `given`, else `saved`'s (resuming), else the recipe's; and the ignored."
-    from ftbook.models import get_backbone, view_size
+    from ftbook.models import get_backbone, image_size
     flag = lambda k, v: f"--{k.replace('_', '-')} {v}"
     if saved is not None: saved, _ = resolve_settings(asdict(saved))  # older runs saved less
     notes = [f"ignored: {flag(k, v)} (the run uses {getattr(saved, k)})" for k, v in given.items()
              if saved is not None and v != getattr(saved, k)]
     s = saved or RunSettings(**given)
     m = get_method(s.method)  # an unknown method fails here, before anything is written
+    if s.lr == "find" and m.by_fastai:
+        raise ValueError("--method fastai: use fastai's own lr_find, then --lr")
+    forced = dict(head=m.head, precision=None if m.bf16 else "fp32")  # what the method trains with
     unread = {k: f"{s.method} does not use it" for k in ("probe_epochs", "top") if k not in m.reads}
-    if not m.pretrained: unread["weights"] = f"{s.method} starts from random weights"
-    if m.head: unread["head"] = f"{s.method} trains its own head, {m.head}"
-    if not m.bf16: unread["precision"] = f"{s.method} trains in fp32"
     if s.epochs is not None: unread["steps"] = f"--epochs {s.epochs} sets the epochs"
+    if not m.pretrained: unread["weights"] = f"{s.method} starts from random weights"
     if m.by_fastai: unread["weights"] = "fastai builds its own pretrained model"
-    recipe = RunSettings()
+    unread.update({k: f"{s.method} trains with {k} {v}" for k, v in forced.items() if v})
     notes += [f"ignored: {flag(k, given[k])} ({why})" for k, why in unread.items()
-              if saved is None and given.get(k, getattr(recipe, k)) != getattr(recipe, k)]
+              if saved is None and k in given and given[k] != forced.get(k)]
     arch = get_backbone(s.arch).name
-    return replace(s, arch=arch, size=s.size or view_size(arch), lr=s.lr or m.lr,
+    return replace(s, arch=arch, size=image_size(s.size, arch), lr=s.lr or m.lr,
                    head=m.head or s.head, precision=s.precision if m.bf16 else "fp32",
                    weights=s.weights if m.pretrained and not m.by_fastai else None), notes
 

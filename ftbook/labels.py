@@ -13,7 +13,7 @@ import torch
 
 from .core import default_device, needs, seed_everything
 from .data import image_loader
-from .models import create_model, get_backbone, view_size
+from .models import create_model, get_backbone, image_size
 from .features import body_features, feature_engine
 from .precision import use_amp
 
@@ -29,7 +29,7 @@ def dataset_features(items: pd.DataFrame, arch: str | None = None, size: int | N
     bb = get_backbone(arch)
     model = create_model(bb.name, 2).to(device)
     vocab = sorted(set(items["label"]))
-    size = size or view_size(bb.name)  # the image size rule, as `ftbook finetune`'s
+    size = image_size(size, bb.name)
     dl = image_loader(items, size, bb.stats, vocab, bs, cache_images=False)
     amp = use_amp(device)
     engine = feature_engine(device, amp, len(items))

@@ -20,10 +20,10 @@ from .data import HALF_STATS, IMAGENET_STATS
 
 # %% auto #0
 __all__ = ['ARCHS', 'HEADS', 'BN_TYPES', 'remap_state_dict', 'WeightsUnavailable', 'load_weights', 'Backbone', 'timm_backbone',
-           'get_backbone', 'imagenet_model', 'view_size', 'timm_weights_file', 'ConcatPool', 'linear_head',
-           'fastai_head', 'n_features', 'create_model', 'Params', 'timm_groups', 'layer_groups', 'group_params',
-           'check_groups', 'frozen_count', 'freeze_to', 'unfreeze', 'set_bn_eval', 'count_table', 'param_table',
-           'param_groups']
+           'get_backbone', 'imagenet_model', 'view_size', 'image_size', 'timm_weights_file', 'ConcatPool',
+           'linear_head', 'fastai_head', 'n_features', 'create_model', 'Params', 'timm_groups', 'layer_groups',
+           'group_params', 'check_groups', 'frozen_count', 'freeze_to', 'unfreeze', 'set_bn_eval', 'count_table',
+           'param_table', 'param_groups']
 
 # %% ../nbs/02_models.ipynb #c010
 def remap_state_dict(src: dict, model: nn.Module) -> dict:
@@ -205,6 +205,11 @@ def imagenet_model(arch: str | None = None, pretrained: bool = True, weights=Non
 def view_size(arch: str | None = None) -> int:
     "The default image side for `arch`: 1.3 times its training size, to 10 px (FixRes)."
     return int(round(1.3 * get_backbone(arch).default_size, -1))
+
+# %% ../nbs/02_models.ipynb #c014is
+def image_size(size: int | None, arch: str | None = None) -> int:
+    "The image size of a run: `size` if given, else the backbone's `view_size` (the one rule)."
+    return size or view_size(arch)
 
 # %% ../nbs/02_models.ipynb #c016
 def timm_weights_file(arch: str | None = None) -> Path:

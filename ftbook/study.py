@@ -18,7 +18,7 @@ import pandas as pd
 
 from .core import ResultsLog, default_device
 from .data import image_loader
-from .models import get_backbone, view_size
+from .models import get_backbone, image_size
 from .schedule import method_plan
 from .evaluation import evaluate
 from .train import EarlyStopping, fit, setup_run
@@ -211,7 +211,7 @@ def budget_study(items: pd.DataFrame, name: str, budgets: tuple = (5, 10), seeds
     from ftbook.data import score_splits, subset
     if len(budgets) != 2: raise ValueError(f"budgets: two epoch counts, not {len(budgets)}")
     arch, items = get_backbone(arch).name, score_splits(items)
-    size = size or view_size(arch)  # the image size rule, as `ftbook finetune`'s
+    size = image_size(size, arch)
     parts = []
     for seed in range(seeds):
         keys = [dict(dataset=name, per_class=per_class or "all", arch=arch, size=size, seed=seed,

@@ -22,8 +22,8 @@ from .data import torch_loaders
 from .distributed import data_parallel, is_main, sync_buffers, world_sum
 from .evaluation import evaluate
 from .features import cached_loaders, can_cache
-from .models import (create_model, freeze_to, get_backbone, layer_groups, set_bn_eval,
-                           view_size)
+from .models import (create_model, freeze_to, get_backbone, image_size, layer_groups,
+                           set_bn_eval)
 from .precision import autocast, to_device, use_amp
 from .schedule import Stage, position, schedule_at
 
@@ -86,7 +86,7 @@ def setup_run(items, arch: str | None = None, size: int | None = None, bs: int =
     bb = get_backbone(arch)
     n_out = items.loc[items["split"] == "train", "label"].nunique()
     model = create_model(bb.name, n_out, pretrained, head, weights)
-    size = size or view_size(bb.name)  # the models chapter's rule, as `ftbook finetune`'s
+    size = image_size(size, bb.name)
     dls = torch_loaders(items, size, bb.stats, bs, augment, seed, num_workers, cache_images,
                         min_scale)
     return Run(model, layer_groups(model, bb.name), dls)
