@@ -94,6 +94,11 @@ def _backbone_flags(p: argparse.ArgumentParser) -> None:
                    help="image size in pixels (default: the backbone's view_size, 1.3 times "
                         "its training size: 340 for efficientnet_lite2)")
 
+def _tta_flag(p: argparse.ArgumentParser) -> None:
+    "`--tta` of `predict` and `evaluate`: flip test-time augmentation."
+    p.add_argument("--tta", action="store_true",
+                   help="flip TTA: average each image's probabilities with its mirror's")
+
 # %% ../nbs/09_cli.ipynb #c012
 def say(command: str, line: str) -> None:
     "One line of ftbook's own on stderr: a note, a warning or an error of `command`."
@@ -312,8 +317,7 @@ def _predict_flags(r: argparse.ArgumentParser) -> None:
                    help="image files and folders (searched recursively)")
     r.add_argument("--out", type=Path, default=None, help="write the predictions as CSV")
     r.add_argument("--top-k", type=_count, default=1, help="also list the next most likely classes")
-    r.add_argument("--tta", action="store_true",
-                   help="flip TTA: average each image's probabilities with its mirror's")
+    _tta_flag(r)
     r.add_argument("--bs", type=_count, default=RunSettings().bs)
 
 # %% ../nbs/09_cli.ipynb #c014b
@@ -342,8 +346,7 @@ def _evaluate_flags(e: argparse.ArgumentParser) -> None:
     e.add_argument("--split", choices=("valid", "test"), default="valid")
     e.add_argument("--out", type=Path, default=None,
                    help="write per_class.csv, confusion.png, top_losses.png here")
-    e.add_argument("--tta", action="store_true",
-                   help="flip TTA: average each image's probabilities with its mirror's")
+    _tta_flag(e)
 
 # %% ../nbs/09_cli.ipynb #c014
 def _evaluate(args) -> int:
