@@ -430,24 +430,29 @@ COMMANDS["study"] = Command(
     _study_flags, _study)
 
 # %% ../nbs/09_cli.ipynb #f-sizes
+def _per_class(text: str) -> int | None:
+    "Training images per class: a whole number, or 'all'."
+    return None if text == "all" else _count(text)
+
 def _data_size_flags(z: argparse.ArgumentParser) -> None:
-    "`ftbook data-size DATA... --out OUT`: the loop's methods across training images per class."
-    loop_methods = [k for k, m in METHODS.items() if m.on_loop]
+    "`ftbook data-size DATA... --out OUT`: methods across training images per class, fairly."
+    from ftbook.sizes import SIZE_METHODS, Protocol
     z.add_argument("data", type=Path, nargs="+", help="one or more datasets")
     z.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes it)")
-    z.add_argument("--per-class", type=_count, nargs="+", default=[5, 20, 50, 100],
-                   help="training images per class")
-    z.add_argument("--methods", nargs="+", default=["probe", "fine_tune", "lp_ft"],
-                   choices=loop_methods, metavar="METHOD", help=", ".join(loop_methods))
+    z.add_argument("--per-class", type=_per_class, nargs="+", default=[5, 20, 50, None],
+                   metavar="N", help="training images per class, or all (default: 5 20 50 all)")
+    z.add_argument("--methods", nargs="+", default=list(SIZE_METHODS), choices=SIZE_METHODS,
+                   metavar="METHOD", help=", ".join(SIZE_METHODS))
     z.add_argument("--seeds", type=_count, default=5)
-    z.add_argument("--steps", type=_count, default=128,
-                   help="the budget of fine-tuning per run, in optimiser steps")
-    z.add_argument("--probe-steps", type=_count, default=1024,
-                   help="the budget of a probe on cached features, in optimiser steps")
-    z.add_argument("--evals", type=_count, default=8,
-                   help="validations over a run's epochs on images (its best weights are kept)")
-    z.add_argument("--lr-scale", type=float, default=1.0,
-                   help="every method's default learning rate times this")
+    p = Protocol()
+    z.add_argument("--patience", type=_count, default=p.patience,
+                   help="validations without a lower validation loss before a run stops")
+    z.add_argument("--cap-steps", type=_count, default=p.cap_steps,
+                   help="the most optimiser steps of a stage (runs stop early before it)")
+    z.add_argument("--eval-steps", type=_count, default=p.eval_steps,
+                   help="optimiser steps between validations, at least")
+    for old in ("--steps", "--probe-steps", "--evals", "--lr-scale"):  # release 0.2's budget
+        z.add_argument(old, dest="old_" + old[2:].replace("-", "_"), help=argparse.SUPPRESS)
     _split_flags(z)
     _backbone_flags(z)
 
@@ -456,20 +461,29 @@ def _data_size(args) -> int:
     from ftbook.core import ResultsLog
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
-    from ftbook.sizes import (RUN_KEYS, Budget, budget_runs, crossovers, save_size_plots,
+    from ftbook.sizes import (RUN_KEYS, SELECTION_KEYS, Protocol, crossovers, save_size_plots,
                               size_grid)
+    old = [k[4:].replace("_", "-") for k, v in vars(args).items() if k.startswith("old_") and v]
+    for flag in old:
+        say(args.command, f"note: --{flag} is no longer used: each run stops early on validation "
+                          "loss (--patience) before its cap (--cap-steps), at a rate chosen on "
+                          "validation")
     def on_run(r):
-        print(f"{r['dataset']:>16} {r['per_class']!s:>5}/class {r['method']:>9} seed {r['seed']}: "
-              f"test accuracy {r['test_accuracy']:.3f} ({r['seconds']:.0f} s)", flush=True)
+        print(f"{r['dataset']:>16} {r['per_class']!s:>5}/class {r['method']:>14} seed {r['seed']}: "
+              f"lr {r['lr']:.2g}, {r['epochs']} epochs, test accuracy {r['test_accuracy']:.3f} "
+              f"({r['seconds']:.0f} s)", flush=True)
     datasets = {Path(d).name: score_splits(_dataset(args.command, d, args.valid_pct, args.seed),
                                            args.valid_pct, args.seed) for d in args.data}
-    budget = Budget(args.steps, args.probe_steps, args.evals)
+    protocol = Protocol(patience=args.patience, cap_steps=args.cap_steps,
+                        eval_steps=args.eval_steps)
+    log = ResultsLog(args.out, RUN_KEYS, args.command_line)
+    selection = ResultsLog(args.out, SELECTION_KEYS, None, name="lr_selection")
     grid = size_grid(datasets, tuple(args.per_class), args.seeds, get_backbone(args.arch).name,
-                     _size(args), budget, tuple(args.methods), args.lr_scale,
-                     ResultsLog(args.out, RUN_KEYS, args.command_line), on_run=on_run)
-    print("\n".join(crossovers(grid, budget, args.lr_scale)))
-    save_size_plots(budget_runs(grid, budget, args.lr_scale), args.out)
-    print(f"wrote {args.out}/: runs.csv, curves.csv, provenance.json, sizes.png, compute.png")
+                     _size(args), log, selection, protocol, tuple(args.methods), on_run=on_run)
+    print("\n".join(crossovers(grid)))
+    save_size_plots(grid, args.out)
+    print(f"wrote {args.out}/: runs.csv, lr_selection.csv, curves.csv, provenance.json, "
+          "sizes.png, compute.png")
     return 0
 
 # %% ../nbs/09_cli.ipynb #g-sizes

@@ -297,13 +297,16 @@ def provenance(command: str) -> dict:
 # %% ../nbs/00_core.ipynb #c035d
 class ResultsLog:
     "A results folder that grows a row per finished run: `runs.csv`, `curves.csv`, provenance."
-    def __init__(self, folder, keys: tuple, command: str):
+    def __init__(self, folder, keys: tuple, command: str | None, name: str = "runs"):
+        "`command`: this invocation, for provenance.json (None: another log of the folder keeps it)."
         self.folder, self.keys = Path(folder), tuple(keys)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.runs_file, self.curves_file = self.folder / "runs.csv", self.folder / "curves.csv"
+        self.runs_file = self.folder / f"{name}.csv"
+        self.curves_file = self.folder / ("curves.csv" if name == "runs" else f"{name}_curves.csv")
         self.prov_file = self.folder / "provenance.json"
-        self.invocations = self._read_provenance()
-        self.invocations.append(dict(provenance(command), runs=0, wall_seconds=0.0))
+        self.invocations = None if command is None else self._read_provenance()
+        if command is not None:
+            self.invocations.append(dict(provenance(command), runs=0, wall_seconds=0.0))
         self._t0 = time.perf_counter()
 
     def _read_provenance(self) -> list:
@@ -324,12 +327,22 @@ class ResultsLog:
 
     def has(self, key: dict) -> bool: return tuple(str(key[k]) for k in self.keys) in self.done()
 
+    def get(self, key: dict) -> tuple[dict, "pd.DataFrame"]:
+        "The recorded row of `key` and its curve (empty if none was recorded)."
+        import pandas as pd
+        pick = lambda f: f[f[list(self.keys)].astype(str).eq(
+            [str(key[k]) for k in self.keys]).all(axis=1)]
+        curves = pd.read_csv(self.curves_file) if self.curves_file.exists() else pd.DataFrame(
+            columns=list(self.keys))
+        return pick(self.runs()).iloc[0].to_dict(), pick(curves).drop(columns=list(self.keys))
+
     def append(self, row: dict, curve: "pd.DataFrame | None" = None) -> None:
         "Record one finished run (and its per-epoch curve, tagged with the run's keys)."
         import pandas as pd
         _append_csv(pd.DataFrame([row]), self.runs_file)
         if curve is not None:
             _append_csv(curve.assign(**{k: row[k] for k in self.keys}), self.curves_file)
+        if self.invocations is None: return
         self.invocations[-1]["runs"] += 1
         self.write_provenance()
 
@@ -343,7 +356,10 @@ class ResultsLog:
 
 # %% ../nbs/00_core.ipynb #c035db
 def _append_csv(frame, file: Path) -> None:
-    "Append the rows of `frame` to the CSV `file`, with a header if it is new."
+    "Append the rows of `frame` to the CSV `file` (in the order of its columns), a header if new."
+    if file.exists():
+        import pandas as pd
+        frame = frame.reindex(columns=pd.read_csv(file, nrows=0).columns)
     frame.to_csv(file, mode="a", header=not file.exists(), index=False)
 
 # %% ../nbs/00_core.ipynb #c035j
@@ -356,12 +372,16 @@ class Reference:
     provenance: dict
 
     def line(self) -> str:
-        "Where these results come from, in one line: first to last where its invocations differ."
+        "Where these results come from, in one line: every command, commit and device they used."
         runs = self.provenance["invocations"]
         span = lambda values: " to ".join(dict.fromkeys([values[0], values[-1]]))
-        every = lambda key: "; ".join(dict.fromkeys(str(i[key]) for i in runs))
-        commands, devices = every("command"), every("device")
-        commits = span([str(i["commit"])[:7] for i in runs])
+        every = lambda values: "; ".join(dict.fromkeys(values))
+        # a folder of the machine that ran it, by its name
+        local = lambda word: f".../{Path(word).name}" if word.startswith("/") else word
+        commands = every(" ".join(map(local, str(i["command"]).split())) for i in runs)
+        devices = every(str(i["device"]) for i in runs)
+        short = lambda c: str(c)[:7] + ("+dirty" if str(c).endswith("+dirty") else "")
+        commits = ", ".join(dict.fromkeys(short(i["commit"]) for i in runs))
         dates = span([i["date"][:10] for i in runs])
         hours = self.provenance["wall_seconds"] / 3600
         return (f"`{commands}` — ftbook {runs[-1]['ftbook']}, commit {commits}, {dates}, "

@@ -221,11 +221,11 @@ def fastai_param_table(learn: Learner) -> pd.DataFrame:
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c073
 def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int = 1,
-               size: int | None = None, bs: int = 32, lr: float | None = None, seed: int = 0,
+               size: int | None = None, bs: int = 32, lr: float | str | None = None, seed: int = 0,
                pretrained: bool = True, freeze_epochs: int = 1, by_hand: bool = False,
                quiet: bool = True, cbs=None,
                path: Path | None = None) -> tuple[pd.DataFrame, Learner]:
-    "fastai's `fine_tune` of `arch` on `items` (size: `view_size`; lr: fastai's); `cbs` for both."
+    "fastai's `fine_tune` of `arch` on `items`; lr: fastai's, a rate, or 'find' (lr_find's valley)."
     bb = get_backbone(arch)
     size, lr = image_size(size, bb.name), lr or METHODS["fastai"].lr
     seed_fastai(seed)
@@ -237,8 +237,13 @@ def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int = 1,
         if quiet:
             stack.enter_context(learn.no_bar())
             stack.enter_context(learn.no_logging())
+        if lr == "find":  # fastai's suggestion on the frozen model, kept out of the records
+            with learn.removed_cbs([learn.schedule_recorder, learn.epoch_recorder]):
+                lr = float(learn.lr_find(show_plot=False).valley)
         tune(learn, epochs, base_lr=lr, freeze_epochs=freeze_epochs, cbs=cbs)
-    return fastai_history(learn), learn
+    h = fastai_history(learn)
+    h.attrs["base_lr"] = lr  # the rate `fine_tune` was given (found or not)
+    return h, learn
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c076c
 def train_fastai(items: pd.DataFrame, s, epochs: int, out: Path, progress: bool, resume: bool,

@@ -5,8 +5,13 @@
 # %% ../nbs/05b_sizes.ipynb #s004
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
+import math
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,88 +19,189 @@ import pandas as pd
 
 from .core import ResultsLog, default_device, phase_throughput
 from .data import image_loader, subset
-from .models import get_backbone
-from .study import paired_interval
-from .schedule import METHODS, epochs_for, method_plan
 from .evaluation import evaluate
-from .train import fit, setup_run
+from .models import get_backbone
+from .schedule import Stage, epochs_for, plan_fine_tune, plan_probe
+from .study import paired_interval
+from .train import EarlyStopping, fit, setup_run
 
 # %% auto #0
-__all__ = ['SIZE_METHODS', 'RUN_KEYS', 'Budget', 'size_run', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe',
-           'crossover', 'plot_sizes', 'crossover_text', 'budget_runs', 'crossovers', 'convergence', 'doubling',
-           'save_size_plots']
+__all__ = ['SIZE_METHODS', 'RATES', 'RUN_KEYS', 'SELECTION_KEYS', 'Protocol', 'protocol_fit', 'lp_ft_fit', 'fastai_fit',
+           'size_run', 'widened', 'choose_rate', 'size_cell', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe',
+           'crossover', 'plot_sizes', 'crossover_text', 'crossovers', 'stop_report', 'rate_report', 'save_size_plots']
 
 # %% ../nbs/05b_sizes.ipynb #s010
-SIZE_METHODS = ("probe", "fine_tune", "lp_ft")
+SIZE_METHODS = ("probe", "fine_tune", "lp_ft", "fastai", "fastai_lr_find")
+RATES = {  # each tuned method's grid: four rates over 33x, widened where the choice sits at an edge
+    "probe": (1e-3, 3e-3, 1e-2, 3e-2),
+    "fine_tune": (3e-4, 1e-3, 3e-3, 1e-2),  # the head's peak rate; lower groups get less
+    "lp_ft": (1e-5, 3e-5, 1e-4, 3e-4),      # its fine-tuning stage (its probe: the probe's rate)
+}
 
+# %% ../nbs/05b_sizes.ipynb #s010p
 @dataclass(frozen=True)
-class Budget:
-    "Optimiser steps per kind of training, and how often a run is validated."
-    steps: int = 128         # fine-tuning: fastai's unfrozen phase, LP-FT's second stage
-    probe_steps: int = 1024  # a probe on cached features: alone, or LP-FT's first stage
-    evals: int = 8           # validations over the epochs on images (cached epochs: every one)
+class Protocol:
+    "How every run of the grid is tuned, stopped and kept: each choice made on validation."
+    rates: dict = field(default_factory=lambda: dict(RATES))
+    patience: int = 3      # validations without a lower validation loss, then the run stops
+    cap_steps: int = 600   # the cap of a stage, in optimiser steps
+    eval_steps: int = 16   # optimiser steps between validations, at least (in whole epochs)
+    bs: int = 16           # batch size, at most half the training images
+    widen: int = 2         # rates tried beyond an edge of a grid where the choice sits there
 
-    def plan(self, method: str, n_train: int, bs: int, n_groups: int, lr: float) -> list:
-        "The plan of `method` for this budget, on `n_train` images in batches of `bs`."
-        probe_epochs = epochs_for(self.probe_steps, n_train, bs)
-        epochs = probe_epochs if method == "probe" else epochs_for(self.steps, n_train, bs)
-        return method_plan(method, epochs, n_groups, lr, probe_epochs=probe_epochs)
+    def batch(self, n_train: int) -> int:
+        "The batch size for `n_train` training images."
+        return max(2, min(self.bs, n_train // 2))
 
-# %% ../nbs/05b_sizes.ipynb #s010c
-def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, budget: Budget, seed: int,
-             bs: int = 16, lr_scale: float = 1.0, device=None) -> tuple[dict, pd.DataFrame]:
-    "Train `method` on `sub`'s train rows within `budget`; its best weights scored on test."
+    def every(self, n_train: int) -> int:
+        "Epochs between validations: the fewest whole epochs of at least `eval_steps` steps."
+        return max(1, math.ceil(self.eval_steps / math.ceil(n_train / self.batch(n_train))))
+
+    def cap(self, n_train: int) -> int:
+        "The most epochs of a stage: `cap_steps` steps, with room for `2 * patience + 2` checks."
+        return max(epochs_for(self.cap_steps, n_train, self.batch(n_train)),
+                   (2 * self.patience + 2) * self.every(n_train))
+
+# %% ../nbs/05b_sizes.ipynb #s011
+def protocol_fit(run, plan: list, p: Protocol, n_train: int, seed: int, device,
+                 cached: bool = False) -> pd.DataFrame:
+    "`fit` under protocol `p`: validated every few epochs, stopped early, its best weights kept."
+    every = p.every(n_train)
+    stop = EarlyStopping(p.patience * every if cached else p.patience)
+    return fit(*run, plan, train_bn=False, seed=seed, device=device, valid_every=every,
+               early_stopping=stop, restore_best=True)
+
+# %% ../nbs/05b_sizes.ipynb #s011c
+def lp_ft_fit(run, p: Protocol, n_train: int, seed: int, device, lr: float,
+              probe_lr: float) -> pd.DataFrame:
+    "LP-FT: the probe to its validation optimum, then the whole network at `lr` (kept if better)."
+    cap = p.cap(n_train)
+    probe = protocol_fit(run, plan_probe(cap, probe_lr), p, n_train, seed, device, cached=True)
+    kept = copy.deepcopy(run.model.state_dict())
+    tune = [Stage(cap, 0, lr, schedule="cos", name="fine-tune all")]
+    tuned = protocol_fit(run, tune, p, n_train, seed, device)
+    if not tuned.valid_loss.min() < probe.valid_loss.min(): run.model.load_state_dict(kept)
+    tuned = tuned.assign(epoch=tuned.epoch + probe.epoch.max())
+    return pd.concat([probe, tuned], ignore_index=True)
+
+# %% ../nbs/05b_sizes.ipynb #s011e
+def fastai_fit(sub: pd.DataFrame, arch: str, size: int, p: Protocol, n_train: int, seed: int,
+               lr: float | str | None) -> tuple:
+    "fastai's `fine_tune` under protocol `p`: (history, the loop's model with its best weights)."
+    from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
+    from ftbook.fastai_tune import run_fastai
+    from ftbook.models import create_model, remap_state_dict
+    cbs = [EarlyStoppingCallback(monitor="valid_loss", patience=p.patience * p.every(n_train)),
+           SaveModelCallback(monitor="valid_loss", fname="best", reset_on_fit=False)]
+    # the callbacks print every new best and the stop: the row says both
+    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
+        h, learn = run_fastai(sub, arch, p.cap(n_train), size, p.batch(n_train), lr, seed,
+                              cbs=cbs, path=Path(folder))
+    model = create_model(arch, learn.dls.c, pretrained=False, head="fastai")
+    model.load_state_dict(remap_state_dict(learn.model.state_dict(), model))
+    return h, model
+
+# %% ../nbs/05b_sizes.ipynb #s011g
+def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, p: Protocol, seed: int,
+             lr: float | None = None, probe_lr: float | None = None,
+             device=None) -> tuple[dict, pd.DataFrame]:
+    "Train `method` on `sub`'s training rows at `lr` under `p`; its kept weights scored on test."
     n_train, device = int((sub["split"] == "train").sum()), device or default_device()
-    bs = max(2, min(bs, n_train // 2))
-    m, t0 = METHODS[method], time.perf_counter()
-    run = setup_run(sub, arch, size, bs, seed, pretrained=m.pretrained)
-    lr = m.lr * lr_scale
-    plan = budget.plan(method, n_train, bs, len(run.groups), lr)
-    image_epochs = sum(s.epochs for s in plan if s.augment or m.train_bn)
-    every = max(1, image_epochs // budget.evals)
-    h = fit(*run, plan, train_bn=m.train_bn, seed=seed, device=device, valid_every=every,
-            restore_best=True)
-    seconds = time.perf_counter() - t0  # the sweep, the feature passes, training, validation
-    test, vocab = sub[sub["split"] == "test"], run.dls[0].dataset.vocab
-    test_dl = image_loader(test, size, get_backbone(arch).stats, vocab, bs, cache_images=False)
-    test_loss, test_accuracy = evaluate(run.model, test_dl, device)
-    best = h.loc[h.valid_loss.idxmin()]
-    last_phase = h.phase.iloc[-1]
-    row = dict(n_train=n_train, n_classes=len(vocab), bs=bs, lr=lr, epochs=len(h),
-               steps_per_epoch=len(run.dls[0]),
-               best_epoch=int(best.epoch), best_phase=best.phase,
-               best_in_last_phase=best.phase == last_phase, valid_loss=best.valid_loss,
+    bs, cap, t0 = p.batch(n_train), p.cap(n_train), time.perf_counter()
+    if method in ("fastai", "fastai_lr_find"):
+        h, model = fastai_fit(sub, arch, size, p, n_train, seed,
+                              "find" if method == "fastai_lr_find" else lr)
+        model, lr = model.to(device), h.attrs["base_lr"]  # the rate fastai used
+    else:
+        run = setup_run(sub, arch, size, bs, seed)
+        if method == "lp_ft": h = lp_ft_fit(run, p, n_train, seed, device, lr, probe_lr)
+        else:
+            plan = {"probe": plan_probe, "fine_tune": plan_fine_tune}[method](cap, lr)
+            h = protocol_fit(run, plan, p, n_train, seed, device, cached=method == "probe")
+        model = run.model
+    seconds = time.perf_counter() - t0  # feature passes, lr_find, training and validation
+    vocab = sorted(sub.loc[sub["split"] == "train", "label"].unique())
+    test = image_loader(sub[sub["split"] == "test"], size, get_backbone(arch).stats, vocab, bs,
+                        cache_images=False)
+    test_loss, test_accuracy = evaluate(model, test, device)
+    best, last = h.loc[h.valid_loss.idxmin()], h.phase.iloc[-1]
+    probe_lr = probe_lr if method == "lp_ft" else None
+    row = dict(n_train=n_train, n_classes=len(vocab), bs=bs, lr=lr, probe_lr=probe_lr, cap=cap,
+               epochs=int(h.epoch.max()), stopped_early=bool((h.phase == last).sum() < cap),
+               best_epoch=int(best.epoch), best_stage=best.phase, valid_loss=best.valid_loss,
                valid_accuracy=best.accuracy, test_loss=test_loss, test_accuracy=test_accuracy,
-               seconds=seconds, images_per_second=phase_throughput(h)[last_phase])
+               seconds=seconds, images_per_second=phase_throughput(h)[last])
     curve = h.dropna(subset=["valid_loss"])[["epoch", "phase", "train_loss", "valid_loss",
                                              "accuracy"]]
-    return row, curve.reset_index(drop=True)
+    return row, curve.rename(columns={"phase": "stage"}).reset_index(drop=True)
+
+# %% ../nbs/05b_sizes.ipynb #s012a
+def widened(grid: tuple, tried: dict) -> float | None:
+    "The next rate beyond the edge where the best of `tried` (rate -> validation loss) sits; None."
+    best = min(tried, key=tried.get)
+    step = (max(grid) / min(grid)) ** (1 / (len(grid) - 1))  # the grid's mean ratio
+    if best == min(tried): return float(f"{best / step:.2g}")
+    if best == max(tried): return float(f"{best * step:.2g}")
+    return None
 
 # %% ../nbs/05b_sizes.ipynb #s012
-RUN_KEYS = ("dataset", "per_class", "seed", "method", "arch", "size", "steps", "probe_steps",
-            "lr_scale")
+RUN_KEYS = ("dataset", "per_class", "seed", "method", "arch", "size")
+SELECTION_KEYS = ("dataset", "per_class", "method", "lr", "arch", "size")
 
+def _logged(log: ResultsLog, key: dict, train) -> dict:
+    "The row `log` holds for `key`, else `train()`'s, recorded now (with its curve)."
+    if log.has(key): return log.get(key)[0]
+    row, curve = train()
+    log.append({**key, **row}, curve)
+    return {**key, **row}
+
+# %% ../nbs/05b_sizes.ipynb #s012c
+def choose_rate(sub: pd.DataFrame, method: str, key: dict, p: Protocol, selection: ResultsLog,
+                train) -> float:
+    "The rate of lowest validation loss at seed 0, the grid widened at an edge; trials logged."
+    grid = p.rates[method]
+    trial = lambda lr: _logged(selection, {**key, "method": method, "lr": lr},
+                               lambda: train(sub, method, lr))["valid_loss"]
+    tried = {lr: trial(lr) for lr in grid}
+    for _ in range(p.widen):
+        more = widened(grid, tried)
+        if more is None: break
+        tried[more] = trial(more)
+    return min(tried, key=tried.get)
+
+# %% ../nbs/05b_sizes.ipynb #s012d
+def size_cell(items: pd.DataFrame, key: dict, n: int | None, seeds: int, p: Protocol,
+              methods: tuple, log: ResultsLog, selection: ResultsLog, train,
+              on_run=None) -> None:
+    "One dataset at one size: each tuned method's rate at seed 0, then every seed at its rate."
+    rates = {}  # the probe's first: LP-FT's trials start from its rate
+    trial = lambda sub, method, lr: train(sub, method, lr, probe_lr=rates.get("probe"))
+    for method in (m for m in methods if m in p.rates):
+        rates[method] = choose_rate(subset(items, n, 0), method, key, p, selection, trial)
+    for seed in range(seeds):
+        sub = subset(items, n, seed)
+        for method in methods:
+            run_key, lr = {**key, "seed": seed, "method": method}, rates.get(method)
+            if log.has(run_key): continue
+            pick = {**key, "method": method, "lr": lr}
+            row, curve = (selection.get(pick) if seed == 0 and lr is not None else
+                          train(sub, method, lr, seed=seed, probe_lr=rates.get("probe")))
+            log.append({**run_key, **{k: v for k, v in row.items() if k not in run_key}}, curve)
+            if on_run is not None: on_run({**run_key, **row})
+
+# %% ../nbs/05b_sizes.ipynb #s012e
 def size_grid(datasets: dict, per_class: tuple, seeds: int, arch: str, size: int,
-              budget: Budget = Budget(), methods: tuple = SIZE_METHODS, lr_scale: float = 1.0,
-              log: ResultsLog | None = None, device=None, on_run=None) -> pd.DataFrame:
-    "One row per dataset, size, seed and method: its chosen weights' scores (and time)."
+              log: ResultsLog, selection: ResultsLog, p: Protocol = Protocol(),
+              methods: tuple = SIZE_METHODS, device=None, on_run=None) -> pd.DataFrame:
+    "Every size, dataset, seed and method under protocol `p`: the table of `log`'s runs."
     if "probe" not in methods: raise ValueError("the methods must include probe, the baseline")
-    rows = []
-    for seed in range(seeds):  # seed by seed: an interrupted grid has every size for some seeds
+    def train(sub, method, lr, seed=0, probe_lr=None):
+        return size_run(sub, method, arch, size, p, seed, lr, probe_lr, device)
+    for n in per_class:  # size by size: an interrupted grid holds its smaller sizes
         for name, items in datasets.items():
-            for n in per_class:
-                sub = subset(items, n, seed)
-                for method in methods:
-                    key = dict(dataset=name, per_class=n or "all", seed=seed, method=method,
-                               arch=arch, size=size, steps=budget.steps,
-                               probe_steps=budget.probe_steps, lr_scale=lr_scale)
-                    if log is not None and log.has(key): continue
-                    row, curve = size_run(sub, method, arch, size, budget, seed,
-                                          lr_scale=lr_scale, device=device)
-                    rows.append({**key, **row})
-                    if log is not None: log.append(rows[-1], curve)
-                    if on_run is not None: on_run(rows[-1])
-    return log.runs() if log is not None else pd.DataFrame(rows)
+            key = dict(dataset=name, per_class=n or "all", arch=arch, size=size)
+            size_cell(items, key, n, seeds, p, methods, log, selection, train, on_run)
+    return log.runs()
 
 # %% ../nbs/05b_sizes.ipynb #s014
 def mean_interval(values, conf: float = 0.95) -> tuple[float, float, float]:
@@ -119,6 +225,7 @@ def vs_probe(grid: pd.DataFrame, method: str, score: str = "test_accuracy") -> p
     rows = []
     for (d, n), g in grid.groupby(["dataset", "per_class"], sort=False):
         acc = g.pivot(index="seed", columns="method", values=score)
+        if method not in acc: continue
         iv = paired_interval(acc["probe"], acc[method])
         rows.append(dict(dataset=d, per_class=n, n_train=g.n_train.mean(), method=method,
                          diff=iv.mean, lo=iv.lo, hi=iv.hi, seeds=iv.n))
@@ -146,14 +253,20 @@ def plot_sizes(summary: pd.DataFrame, x: str = "per_class"):
             ax.fill_between(xs, s.lo, s.hi, alpha=0.2, color=line.get_color())
         ax.set(xscale="log", title=name, ylabel="test accuracy",
                xlabel={"per_class": "training images per class", "seconds": "seconds per run"}[x])
-        if x == "per_class":  # ticks at the sizes measured
-            sizes = summary[summary.dataset == name]
-            ticks = sorted(set((sizes.n_train / sizes.n_classes).round()))
-            ax.set_xticks(ticks, [f"{t:.0f}" for t in ticks])
+        values = summary[summary.dataset == name]
+        values = values.n_train / values.n_classes if x == "per_class" else values.seconds
+        ticks = sorted(set(values.round() if x == "per_class" else _round_ticks(values)))
+        ax.set_xticks(ticks, [f"{t:.0f}" for t in ticks])  # ticks where the points are
         ax.minorticks_off()
-    axs[0][0].legend()
+    axs[0][0].legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+def _round_ticks(values) -> list:
+    "A few round numbers (1, 2, 5 times a power of ten) spanning `values`."
+    lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+    ticks = [m * 10**e for e in range(lo, hi + 1) for m in (1, 2, 5)]
+    return [t for t in ticks if min(values) / 2 <= t <= max(values) * 2]
 
 # %% ../nbs/05b_sizes.ipynb #s025
 def crossover_text(diffs: pd.DataFrame) -> list[str]:
@@ -166,41 +279,30 @@ def crossover_text(diffs: pd.DataFrame) -> list[str]:
         out.append(f"{d}, {m}: {verdict}")
     return out
 
-# %% ../nbs/05b_sizes.ipynb #s025f
-def budget_runs(grid: pd.DataFrame, budget: Budget = Budget(),
-                lr_scale: float = 1.0) -> pd.DataFrame:
-    "The runs of `grid` made with `budget`'s steps and `lr_scale` (a results folder may hold more)."
-    same = ((grid.steps == budget.steps) & (grid.probe_steps == budget.probe_steps)
-            & (grid.lr_scale == lr_scale))
-    return grid[same]
-
 # %% ../nbs/05b_sizes.ipynb #s025g
-def crossovers(grid: pd.DataFrame, budget: Budget = Budget(), lr_scale: float = 1.0) -> list[str]:
-    "The crossover sentences of the runs of `grid` made with `budget` and `lr_scale`."
-    g = budget_runs(grid, budget, lr_scale)
-    methods = [m for m in dict.fromkeys(g.method) if m != "probe"]
-    return crossover_text(pd.concat([vs_probe(g, m) for m in methods], ignore_index=True))
+def crossovers(grid: pd.DataFrame) -> list[str]:
+    "The crossover sentence of every method of `grid` against its probe."
+    methods = [m for m in dict.fromkeys(grid.method) if m != "probe"]
+    return crossover_text(pd.concat([vs_probe(grid, m) for m in methods], ignore_index=True))
 
 # %% ../nbs/05b_sizes.ipynb #s019
-def convergence(grid: pd.DataFrame) -> pd.DataFrame:
-    "Per dataset, size and method: runs, and the share whose best weights came at their last epoch."
-    g = grid.assign(best_at_end=grid.best_epoch == grid.epochs)
+def stop_report(grid: pd.DataFrame) -> pd.DataFrame:
+    "Per dataset, size and method: runs, the share stopped before the cap, LP-FT's share won."
+    g = grid.assign(tuned_won=grid.best_stage.ne("probe").where(grid.method == "lp_ft"))
     out = g.groupby(["dataset", "per_class", "method"], sort=False).agg(
-        runs=("seed", "size"), best_at_end=("best_at_end", "mean"),
-        best_epoch=("best_epoch", "median"), epochs=("epochs", "median"))
+        runs=("seed", "size"), stopped_early=("stopped_early", "mean"),
+        epochs=("epochs", "median"), cap=("cap", "median"), lp_ft_tuned_won=("tuned_won", "mean"))
     return out.reset_index()
 
 # %% ../nbs/05b_sizes.ipynb #s019b
-def doubling(base: pd.DataFrame, doubled: pd.DataFrame, score: str = "test_accuracy"):
-    "Per dataset, size and method in both: doubled minus base `score`, paired by seed, interval."
+def rate_report(selection: pd.DataFrame) -> pd.DataFrame:
+    "Per dataset, size and method: the rate of lowest validation loss, and whether it is inside."
     rows = []
-    for (d, n, m), g in doubled.groupby(["dataset", "per_class", "method"], sort=False):
-        b = base[(base.dataset == d) & (base.per_class.astype(str) == str(n)) & (base.method == m)]
-        pair = g.merge(b, on="seed", suffixes=("_2x", ""))
-        iv = paired_interval(pair[score], pair[f"{score}_2x"])
-        rows.append(dict(dataset=d, per_class=n, method=m, base=pair[score].mean(),
-                         doubled=pair[f"{score}_2x"].mean(), diff=iv.mean, lo=iv.lo, hi=iv.hi,
-                         seeds=iv.n))
+    for (d, n, m), g in selection.groupby(["dataset", "per_class", "method"], sort=False):
+        best = g.lr[g.valid_loss.idxmin()]
+        rows.append(dict(dataset=d, per_class=n, method=m, lr=best, tried=len(g),
+                         lowest=g.lr.min(), highest=g.lr.max(),
+                         inside=g.lr.min() < best < g.lr.max()))
     return pd.DataFrame(rows)
 
 # %% ../nbs/05b_sizes.ipynb #s029

@@ -1,26 +1,21 @@
 #!/usr/bin/env bash
 # The book's reference results, made with the commands below (each results folder also records the command that
 # made it, with the ftbook version and commit, the date, the device and the wall time, in provenance.json).
-# Usage: bash results/reference.sh [OUT [PART...]]   OUT defaults to results/; PART is any of sizes, doubled, study,
-# recipe (default: all four). The datasets come from $FTBOOK_DATA or are downloaded once. Every command resumes where
+# Usage: bash results/reference.sh [OUT [PART...]]   OUT defaults to results/; PART is any of sizes, study, recipe
+# (default: all three). The datasets come from $FTBOOK_DATA or are downloaded once. Every command resumes where
 # it stopped when run again. On a GPU the parts run side by side (each writes its own folder); on a CPU one after
 # another: hours on 2 cores.
 set -euo pipefail
 out=$(realpath -m "${1:-$(dirname "$0")}")
 parts=("${@:2}")
-[ ${#parts[@]} -gt 0 ] || parts=(sizes doubled study recipe)
+[ ${#parts[@]} -gt 0 ] || parts=(sizes study recipe)
 data=$(python3 -c "from ftbook.core import data_root; print(data_root().parent)")
 cd "$data"
 lite0="--size 160 --arch efficientnet_lite0"
 
-sizes() {
-    ftbook data-size hymenoptera_data clothing-dataset-small --per-class 5 20 50 100 $lite0 --seeds 5 \
-        --steps 128 --probe-steps 1024 --out "$out/sizes"
-}
-doubled() {  # the convergence check: twice the budget, 3 seeds, where fine-tuning is slowest to settle (5) and
-             # where its best weights came at the last epoch (50, 100)
-    ftbook data-size clothing-dataset-small --per-class 5 50 100 $lite0 --seeds 3 \
-        --steps 256 --probe-steps 2048 --out "$out/sizes-doubled"
+sizes() {  # the protocol of chapter 05b: rates chosen on validation, every run stopped early (size by size)
+    ftbook data-size hymenoptera_data clothing-dataset-small --per-class 5 20 50 all $lite0 --seeds 5 \
+        --out "$out/sizes"
 }
 study() {  # fine_tune(5) vs fine_tune(10): two small settings, then three near the CLI's (340 px: its own)
     ftbook study hymenoptera_data --budgets 5 10 --seeds 5 --size 224 --arch efficientnet_lite0 --out "$out/study"
@@ -40,7 +35,7 @@ recipe() {  # the default recipe: its metrics and history are kept, not the mode
 }
 
 for part in "${parts[@]}"; do
-    case $part in sizes|doubled|study|recipe) ;; *) echo "reference.sh: unknown part '$part'" >&2; exit 2;; esac
+    case $part in sizes|study|recipe) ;; *) echo "reference.sh: unknown part '$part'" >&2; exit 2;; esac
 done
 if python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
     pids=()
