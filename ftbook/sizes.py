@@ -28,7 +28,8 @@ from .train import EarlyStopping, fit, setup_run
 # %% auto #0
 __all__ = ['SIZE_METHODS', 'RATES', 'RUN_KEYS', 'SELECTION_KEYS', 'Protocol', 'protocol_fit', 'lp_ft_fit', 'fastai_fit',
            'size_run', 'widened', 'choose_rate', 'size_cell', 'size_grid', 'mean_interval', 'size_summary', 'vs_probe',
-           'crossover', 'plot_sizes', 'crossover_text', 'crossovers', 'stop_report', 'rate_report', 'save_size_plots']
+           'crossover', 'plot_sizes', 'crossover_text', 'crossovers', 'stop_report', 'rate_report', 'finished_cells',
+           'save_size_plots']
 
 # %% ../nbs/05b_sizes.ipynb #s010
 SIZE_METHODS = ("probe", "fine_tune", "lp_ft", "fastai", "fastai_lr_find")
@@ -139,6 +140,7 @@ def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, p: Protocol, 
 def widened(grid: tuple, tried: dict) -> float | None:
     "The next rate beyond the edge where the best of `tried` (rate -> validation loss) sits; None."
     best = min(tried, key=tried.get)
+    if list(tried.values()).count(tried[best]) > 1: return None  # a tie: no edge to go beyond
     step = (max(grid) / min(grid)) ** (1 / (len(grid) - 1))  # the grid's mean ratio
     if best == min(tried): return float(f"{best / step:.2g}")
     if best == max(tried): return float(f"{best * step:.2g}")
@@ -253,10 +255,13 @@ def plot_sizes(summary: pd.DataFrame, x: str = "per_class"):
             ax.fill_between(xs, s.lo, s.hi, alpha=0.2, color=line.get_color())
         ax.set(xscale="log", title=name, ylabel="test accuracy",
                xlabel={"per_class": "training images per class", "seconds": "seconds per run"}[x])
-        values = summary[summary.dataset == name]
-        values = values.n_train / values.n_classes if x == "per_class" else values.seconds
-        ticks = sorted(set(values.round() if x == "per_class" else _round_ticks(values)))
-        ax.set_xticks(ticks, [f"{t:.0f}" for t in ticks])  # ticks where the points are
+        points = summary[summary.dataset == name]
+        if x == "per_class":  # a tick at every size measured; `all` says how many that is
+            at = dict(zip((points.n_train / points.n_classes).round(), points.per_class.astype(str)))
+            ax.set_xticks(list(at), [n if n != "all" else f"all\n({t:.0f})" for t, n in at.items()])
+        else:
+            ticks = _round_ticks(points.seconds)
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
     axs[0][0].legend(fontsize="small")
     fig.tight_layout()
@@ -296,14 +301,23 @@ def stop_report(grid: pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/05b_sizes.ipynb #s019b
 def rate_report(selection: pd.DataFrame) -> pd.DataFrame:
-    "Per dataset, size and method: the rate of lowest validation loss, and whether it is inside."
+    "Per dataset, size and method: the rate of lowest validation loss, is it inside, how many tie."
     rows = []
     for (d, n, m), g in selection.groupby(["dataset", "per_class", "method"], sort=False):
-        best = g.lr[g.valid_loss.idxmin()]
+        best, low = g.lr[g.valid_loss.idxmin()], g.valid_loss.min()
         rows.append(dict(dataset=d, per_class=n, method=m, lr=best, tried=len(g),
                          lowest=g.lr.min(), highest=g.lr.max(),
-                         inside=g.lr.min() < best < g.lr.max()))
+                         inside=g.lr.min() < best < g.lr.max(),
+                         tied=int((g.valid_loss == low).sum())))
     return pd.DataFrame(rows)
+
+# %% ../nbs/05b_sizes.ipynb #s020a
+def finished_cells(grid: pd.DataFrame, seeds: int, methods: tuple = SIZE_METHODS) -> pd.DataFrame:
+    "The runs of the cells (dataset, size) where every one of `methods` ran `seeds` seeds."
+    full = lambda g: all(g.seed[g.method == m].nunique() >= seeds for m in methods)
+    done = [k for k, g in grid.groupby(["dataset", "per_class"], sort=False) if full(g)]
+    keep = pd.Series(list(zip(grid.dataset, grid.per_class))).isin(done).to_numpy()
+    return grid[keep].reset_index(drop=True)
 
 # %% ../nbs/05b_sizes.ipynb #s029
 def save_size_plots(grid: pd.DataFrame, folder: Path) -> list:

@@ -332,13 +332,19 @@ def test_study_and_sizes_write_resumable_results(shapes, tmp_path):
     again = ftbook("study", shapes, *args)  # everything is there: nothing retrained, the verdicts again
     assert again.returncode == 0 and "seed 0" not in again.stdout and "the interval" in again.stdout
     assert pd.read_csv(tmp_path / "study" / "runs.csv").equals(runs)
-    r = ftbook("sizes", shapes, "--per-class", "2", "4", "--seeds", "2", "--steps", "2", "--probe-steps", "4",
-               "--size", "32", "--arch", "efficientnet_lite0", "--out", tmp_path / "sizes")
+    r = ftbook("sizes", shapes, "--per-class", "2", "all", "--seeds", "2", "--cap-steps", "2", "--eval-steps", "1",
+               "--patience", "1", "--steps", "2", "--size", "32", "--arch", "efficientnet_lite0",
+               "--out", tmp_path / "sizes")
     assert r.returncode == 0, r.stderr
     assert "ftbook data-size: note: `ftbook sizes` is now `ftbook data-size`" in r.stderr  # release 0.1's name
+    assert "note: --steps is no longer used" in r.stderr  # release 0.2's budget
     grid = pd.read_csv(tmp_path / "sizes" / "runs.csv")
-    assert len(grid) == 2 * 2 * 3 and set(grid.method) == {"probe", "fine_tune", "lp_ft"}
-    assert grid.test_accuracy.between(0, 1).all() and "shapes, fine_tune:" in r.stdout
+    methods = {"probe", "fine_tune", "lp_ft", "fastai", "fastai_lr_find"}
+    assert len(grid) == 2 * 2 * 5 and set(grid.method) == methods and set(grid.per_class) == {"2", "all"}
+    assert grid.test_accuracy.between(0, 1).all() and "shapes, fastai_lr_find:" in r.stdout
+    trials = pd.read_csv(tmp_path / "sizes" / "lr_selection.csv")  # the tuned methods' rates, at seed 0
+    assert set(trials.method) == {"probe", "fine_tune", "lp_ft"} and len(trials) >= 2 * 3 * 4
+    assert {"stopped_early", "best_stage", "valid_loss", "seconds", "lr"} <= set(grid.columns)
     one_line_error(ftbook("data-size", shapes, "--methods", "fine_tune", "--out", tmp_path / "x"), "probe")
 
 
@@ -399,7 +405,7 @@ def test_every_command_speaks_in_ftbook_lines(tmp_path):
     model = tmp_path / "run" / "model.pth"
     for args in (["check", data], ["evaluate", model, data], ["predict", model, data],
                  ["study", data, "--budgets", "1", "1", "--seeds", "1", *TINY, "--out", tmp_path / "st"],
-                 ["data-size", data, "--per-class", "1", "--seeds", "1", "--steps", "1", "--probe-steps", "1",
+                 ["data-size", data, "--per-class", "1", "--seeds", "1", "--cap-steps", "1", "--methods", "probe",
                   "--arch", "efficientnet_lite0", "--size", "32", "--out", tmp_path / "sz"],
                  ["bench", data, *TINY, "--steps", "2"]):
         r = ftbook_process(*args)

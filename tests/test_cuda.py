@@ -17,8 +17,8 @@ def test_cached_features_train_and_score_on_the_gpu(tmp_path, monkeypatch):
     monkeypatch.setenv("FTBOOK_DEVICE", "cuda")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     shapes = make_synthetic(tmp_path / "shapes", n_train=8, n_valid=4, n_test=3, size=48)
-    assert main(["data-size", shapes, "--per-class", "4", "--seeds", "1", "--steps", "2", "--probe-steps", "4",
-                 *TINY[:4], "--out", tmp_path / "sizes"]) == 0
+    assert main(["data-size", shapes, "--per-class", "4", "--seeds", "1", "--cap-steps", "4",
+                 "--methods", "probe", "fine_tune", "lp_ft", *TINY[:4], "--out", tmp_path / "sizes"]) == 0
     grid = pd.read_csv(tmp_path / "sizes" / "runs.csv")
     assert set(grid.method) == {"probe", "fine_tune", "lp_ft"} and grid.test_accuracy.between(0, 1).all()
     prov = json.loads((tmp_path / "sizes" / "provenance.json").read_text())
