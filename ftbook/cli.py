@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from . import __version__
-from .core import DEFAULT_ARCH, PRECISIONS, RunSettings, whole_number
+from .core import DEFAULT_ARCH, PRECISIONS, PROFILES, RunSettings, whole_number
 from .inference import predict  # noqa: F401 (release 0.1's public API: ftbook.cli.predict)
 from .schedule import METHODS
 
@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("default")
         for noise in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
             warnings.simplefilter("ignore", noise)  # libraries' code: nothing a user can act on
+        # tqdm's hint inside Jupyter without ipywidgets: about the notebook, not the command
+        warnings.filterwarnings("ignore", message="IProgress not found")
         warnings.showwarning = lambda message, *_, **__: say(
             args.command, f"note: {str(message).splitlines()[0]}")
         try:
@@ -192,7 +194,8 @@ def _check_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("data", type=Path, help=LAYOUTS)
     c.add_argument("--json", action="store_true", help="print a machine-readable report")
     c.add_argument("--labels", action="store_true",
-                   help="also find suspected label mistakes (cleanlab on a k-fold probe; --out)")
+                   help="also find suspected label mistakes in the training and validation images "
+                        "(cleanlab on a k-fold probe; --out)")
     c.add_argument("--out", type=Path, default=None,
                    help="write check.json here (with --labels: label_issues.csv and .png too)")
     c.add_argument("--folds", type=_count, default=5, help="--labels: folds of the probe")
@@ -224,7 +227,9 @@ def _labels(args) -> None:
     from ftbook.labels import find_label_issues, write_label_issues
     items = _dataset(args.command, args.data, args.valid_pct, args.seed, quiet=True)
     issues = find_label_issues(items, args.arch, _size(args), args.folds, args.seed)
-    print(f"label check: {len(issues)} suspected label mistakes among {len(items)} images")
+    read = items["split"].isin(["train", "valid"])  # the finder reads these; test only reports
+    print(f"label check: {len(issues)} suspected label mistakes among {read.sum()} training and "
+          "validation images")
     if len(issues):
         print(pd.crosstab(issues.given, issues.split, margins=True, margins_name="all").to_string())
     files = write_label_issues(issues, args.out)
@@ -494,22 +499,30 @@ COMMANDS["data-size"] = Command(
 # %% ../nbs/09_cli.ipynb #f-bench
 def _bench_flags(b: argparse.ArgumentParser) -> None:
     "`ftbook bench DATA`: training throughput, each way of computing it measured in one process."
+    quick = PROFILES["quick"]  # the benchmark chapter's settings: a few minutes, well under 4 GB
     b.add_argument("data", type=Path, help=LAYOUTS)
     b.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
     b.add_argument("--steps", type=_count, default=10, help="timed optimiser steps per measurement")
     _split_flags(b)
-    _backbone_flags(b)
-    b.add_argument("--bs", type=_count, default=RunSettings().bs)
+    b.add_argument("--arch", default=quick.arch,
+                   help=f"backbone (default: {quick.arch}, the chapters'; the recipe's is "
+                        f"{DEFAULT_ARCH})")
+    b.add_argument("--size", type=_count, default=quick.size,
+                   help=f"image size in pixels (default: {quick.size}, the benchmark chapter's); "
+                        "memory grows with the batch size times the size squared")
+    b.add_argument("--bs", type=_count, default=quick.bs)
 
 # %% ../nbs/09_cli.ipynb #c015c
 def _bench(args) -> int:
     import pandas as pd
-    from ftbook.bench import bench
+    from ftbook.bench import bench, bench_line
     from ftbook.models import get_backbone
     items = _dataset(args.command, args.data, args.valid_pct, args.seed)
     res = bench(items, get_backbone(args.arch).name, _size(args), args.bs, steps=args.steps)
+    print(bench_line(res))
     print(pd.DataFrame(res["table"]).round(1).to_string(index=False))
     print("ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in res["ratios"].items()))
+    print("\n".join(res["feature_rule"]))
     if args.out:
         from ftbook.core import write_atomic
         write_atomic(json.dumps(res, indent=2).encode(), Path(args.out))

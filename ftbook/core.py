@@ -298,7 +298,7 @@ def provenance(command: str) -> dict:
 class ResultsLog:
     "A results folder that grows a row per finished run: `runs.csv`, `curves.csv`, provenance."
     def __init__(self, folder, keys: tuple, command: str | None, name: str = "runs"):
-        "`command`: this invocation, for provenance.json (None: another log of the folder keeps it)."
+        "`command`: this invocation, for provenance.json (None: another log of the folder has it)."
         self.folder, self.keys = Path(folder), tuple(keys)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.runs_file = self.folder / f"{name}.csv"

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import time
 import warnings
@@ -167,7 +168,8 @@ def seed_fastai(seed: int) -> None:
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c043
 def fine_tune_by_hand(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1,
-                      lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0, cbs=None):
+                      lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0, cbs=None,
+                      flat: bool = False):
     "fastai's `Learner.fine_tune` from its parts: the head (and BN) frozen, then all at spread LRs."
     # 1. only the last parameter group (the new head) trains, and every BatchNorm (`train_bn=True`)
     learn.freeze()
@@ -178,6 +180,9 @@ def fine_tune_by_hand(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze
     base_lr /= 2
     # 4. all trains, the rates spread geometrically from base_lr/lr_mult (first group) to base_lr
     learn.unfreeze()
+    if flat:  # the rates held, for runs that early stopping ends (the data-size chapter's)
+        learn.fit(epochs, slice(base_lr / lr_mult, base_lr), cbs=cbs)
+        return
     learn.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div,
                         cbs=cbs)
 
@@ -223,7 +228,7 @@ def fastai_param_table(learn: Learner) -> pd.DataFrame:
 def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int = 1,
                size: int | None = None, bs: int = 32, lr: float | str | None = None, seed: int = 0,
                pretrained: bool = True, freeze_epochs: int = 1, by_hand: bool = False,
-               quiet: bool = True, cbs=None,
+               quiet: bool = True, cbs=None, flat: bool = False,
                path: Path | None = None) -> tuple[pd.DataFrame, Learner]:
     "fastai's `fine_tune` of `arch` on `items`; lr: fastai's, a rate, or 'find' (lr_find's valley)."
     bb = get_backbone(arch)
@@ -233,6 +238,7 @@ def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int = 1,
     learn = fastai_learner(dls, bb.name, pretrained=pretrained,
                            cbs=[ScheduleRecorder(), EpochRecorder()], path=path)
     tune = fine_tune_by_hand if by_hand else Learner.fine_tune
+    if flat: tune = functools.partial(fine_tune_by_hand, flat=True)  # unfrozen rates held
     with contextlib.ExitStack() as stack:
         if quiet:
             stack.enter_context(learn.no_bar())

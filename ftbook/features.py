@@ -21,7 +21,7 @@ from .schedule import HEAD_ONLY, Stage
 __all__ = ['ORT_MIN_IMAGES', 'feature_engine', 'ort_session', 'body_features', 'cached_loaders', 'can_cache']
 
 # %% ../nbs/04_3_features.ipynb #f005
-ORT_MIN_IMAGES = 256  # a shorter pass would spend more on exporting the body than it saves
+ORT_MIN_IMAGES = 256  # float32 passes this long go to onnxruntime (the bench checks the choice)
 
 def feature_engine(device: torch.device, amp: bool, n_images: int) -> str:
     "Who runs a frozen body's feature pass: onnxruntime for a long float32 one on a CPU, else torch"

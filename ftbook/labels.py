@@ -19,7 +19,7 @@ from .precision import use_amp
 
 # %% auto #0
 __all__ = ['dataset_features', 'out_of_sample_probs', 'label_issues', 'find_label_issues', 'show_issues', 'write_label_issues',
-           'flip_labels', 'finder_scores', 'feature_probe_accuracy']
+           'flip_labels', 'finder_scores', 'feature_probe_accuracy', 'train_draw', 'cleaning_trial']
 
 # %% ../nbs/04b_labels.ipynb #l007
 def dataset_features(items: pd.DataFrame, arch: str | None = None, size: int | None = None,
@@ -37,22 +37,24 @@ def dataset_features(items: pd.DataFrame, arch: str | None = None, size: int | N
     return features.tensors[0].cpu().numpy()
 
 # %% ../nbs/04b_labels.ipynb #l010
-def out_of_sample_probs(X: np.ndarray, labels, folds: int = 5, seed: int = 0) -> np.ndarray:
-    "Each row's class probabilities from a probe that did not see it: stratified `folds`, seeded."
+def out_of_sample_probs(X: np.ndarray, labels, folds: int = 5, seed: int = 0,
+                        rows=None) -> np.ndarray:
+    "Each `rows` row's class probabilities from a probe that did not see it; the others NaN."
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     y = np.asarray(labels)
-    counts = pd.Series(y).value_counts()
-    usable = np.isin(y, counts[counts >= 2].index)
-    probs = np.full((len(y), counts.size), np.nan)
-    k = int(min(folds, counts[counts >= 2].min()))
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-    cv = StratifiedKFold(k, shuffle=True, random_state=seed)
-    classes = sorted(counts.index)
+    rows = np.ones(len(y), bool) if rows is None else np.asarray(rows, bool)
+    classes = sorted(set(y))  # a column per class, inspected or not: label_issues' columns
+    counts = pd.Series(y[rows]).value_counts()
+    usable = rows & np.isin(y, counts[counts >= 2].index)  # only these labels are ever read
+    probs = np.full((len(y), len(classes)), np.nan)
     codes = np.array([classes.index(c) for c in y])
     if usable.sum():
+        k = int(min(folds, counts[counts >= 2].min()))
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        cv = StratifiedKFold(k, shuffle=True, random_state=seed)
         seen = sorted(set(codes[usable]))
         probs[np.ix_(usable, seen)] = cross_val_predict(probe, X[usable], codes[usable], cv=cv,
                                                         method="predict_proba")
@@ -79,12 +81,14 @@ def label_issues(items: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
 
 # %% ../nbs/04b_labels.ipynb #l018
 def find_label_issues(items: pd.DataFrame, arch: str | None = None, size: int | None = None,
-                      folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    "The suspected label mistakes of `items` (every split), ranked: features, probe, cleanlab."
+                      folds: int = 5, seed: int = 0,
+                      splits: tuple = ("train", "valid")) -> pd.DataFrame:
+    "The suspected label mistakes of the `splits` rows of `items`, ranked (never test)."
     needs("cleanlab", "labels")
     seed_everything(seed)
-    X = dataset_features(items, arch, size)
-    return label_issues(items, out_of_sample_probs(X, items["label"].values, folds, seed))
+    seen = items[items["split"].isin(splits)].reset_index(drop=True)  # no test label is read
+    X = dataset_features(seen, arch, size)
+    return label_issues(seen, out_of_sample_probs(X, seen["label"].values, folds, seed))
 
 # %% ../nbs/04b_labels.ipynb #l018c
 def show_issues(issues: pd.DataFrame, k: int = 24, ncols: int = 6):
@@ -123,10 +127,13 @@ def flip_labels(items: pd.DataFrame, share: float = 0.05, seed: int = 0) -> tupl
     return out, pd.Index(sorted(flipped))
 
 # %% ../nbs/04b_labels.ipynb #l021b
-def finder_scores(items: pd.DataFrame, X: np.ndarray, share: float = 0.05, seed: int = 0) -> dict:
-    "Precision and recall of the finder on `share` of the training labels flipped with `seed`."
+def finder_scores(items: pd.DataFrame, X: np.ndarray, share: float = 0.05, seed: int = 0,
+                  splits: tuple = ("train", "valid")) -> dict:
+    "Precision and recall of the finder on `splits`, `share` of training labels flipped."
     noisy, flipped = flip_labels(items, share, seed)
-    found = set(label_issues(noisy, out_of_sample_probs(X, noisy["label"].values, seed=seed)).path)
+    probs = out_of_sample_probs(X, noisy["label"].values, seed=seed,
+                                rows=items["split"].isin(splits).values)
+    found = set(label_issues(noisy, probs).path)
     truth = set(items.path[flipped])
     hits = len(found & truth)
     return dict(flipped=len(truth), suspects=len(found), found=hits,
@@ -154,3 +161,26 @@ def feature_probe_accuracy(X: np.ndarray, items: pd.DataFrame, train_mask, seed:
     fit(head, [[head]], (train_dl, test_dl), plan_probe(epochs, lr), train_bn=False,
         cache_features=False, seed=seed, device=torch.device("cpu"))
     return evaluate(head, test_dl, torch.device("cpu"))[1]
+
+# %% ../nbs/04b_labels.ipynb #l029a
+def train_draw(items: pd.DataFrame, share: float = 0.8, seed: int = 0) -> np.ndarray:
+    "A mask of `share` of each class's training rows, drawn with `seed`; no row of another split."
+    train = items[items["split"] == "train"]
+    return items.index.isin(train.groupby("label").sample(frac=share, random_state=seed).index)
+
+# %% ../nbs/04b_labels.ipynb #l029d
+def cleaning_trial(X: np.ndarray, items: pd.DataFrame, seed: int, share: float = 0.8,
+                   confirmed=None, folds: int = 5) -> dict:
+    "Test accuracy of the probe on a drawn training set: all of it, and without its suspects."
+    train = train_draw(items, share, seed)
+    seen = train | (items["split"] == "valid").values  # the finder never reads a test label
+    probs = out_of_sample_probs(X, items["label"].values, folds, seed, rows=seen)
+    flagged = train & items["path"].isin(label_issues(items, probs)["path"]).values
+    picked = flagged & (np.zeros(len(items), bool) if confirmed is None
+                        else np.asarray(confirmed, bool))
+    acc = lambda drop: feature_probe_accuracy(X, items, train & ~drop, seed)
+    full = acc(np.zeros(len(items), bool))
+    return dict(seed=seed, train=int(train.sum()), suspects=int(flagged.sum()),
+                confirmed=int(picked.sum()), all=full,
+                without_confirmed=acc(picked) if picked.any() else full,
+                without_suspects=acc(flagged) if flagged.any() else full)

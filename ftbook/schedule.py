@@ -115,9 +115,10 @@ def plan_lp_ft(probe_epochs: int, epochs: int, n_groups: int, lr: float = 5e-3,
                top: int = 1) -> list[Stage]:
     "A probe at `lr`, then the last `top` body groups and the head at `lr/10` (after LP-FT)."
     n_frozen = max(n_groups - 1 - top, 0)
+    k = n_groups - 1 - n_frozen  # body groups that train (the head always does)
+    name = "fine-tune last body group" if k == 1 else f"fine-tune last {k} body groups"
     return plan_probe(probe_epochs, lr) + [
-        Stage(epochs, n_frozen, ulmfit_lrs(lr / 10, n_groups), pct_start=0.3, div=5.0,
-              name=f"fine-tune top {n_groups - 1 - n_frozen}")]
+        Stage(epochs, n_frozen, ulmfit_lrs(lr / 10, n_groups), pct_start=0.3, div=5.0, name=name)]
 
 # %% ../nbs/01c_schedule.ipynb #h021e
 def plan_scratch(epochs: int, lr: float = 2e-3) -> list[Stage]:
@@ -161,7 +162,8 @@ class Method:
 # %% ../nbs/01c_schedule.ipynb #h029c
 METHODS = {
     "fine_tune": Method(lambda a: plan_fine_tune(a.epochs, a.lr), 2e-3, True,
-                        "epochs after one frozen epoch (fastai's fine_tune plan, by the loop)"),
+                        "epochs after one frozen epoch (fastai's fine_tune schedule over the "
+                        "loop's layer groups)"),
     "gradual": Method(lambda a: plan_gradual(a.epochs, a.n_groups, a.lr), 2e-3, True,
                       "epochs after the head's, one more group unfrozen each"),
     "probe": Method(lambda a: plan_probe(a.epochs, a.lr), 5e-3, False,

@@ -249,7 +249,7 @@ def fit(model: nn.Module, groups: list, dls: tuple, plan: list[Stage], *, opt: s
             t0 = time.perf_counter() - (s.setup_seconds if epoch == first else 0)
             stats = train_epoch(s, run, optimizer, stage, epoch - start - 1, device, progress,
                                 f"epoch {epoch} ({stage.name})")
-            validate = s.cached or epoch % valid_every == 0 or epoch == starts[-1]
+            validate = s.cached or epoch % valid_every == 0 or epoch == start + stage.epochs
             row = epoch_row(s, stage, stats, t0, epoch, device, validate)
             stop = end_epoch(run, optimizer, tracker, row, epoch)
             if stop: break

@@ -243,7 +243,7 @@ def test_default_recipe_and_method_names(shapes, tmp_path):
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "recipe" / "metrics.json").read_text())
     assert m["settings"]["method"] == "lp_ft" and m["settings"]["probe_epochs"] == 10
-    assert pd.read_csv(tmp_path / "recipe" / "history.csv").phase.tolist() == ["probe"] * 10 + ["fine-tune top 1"]
+    assert pd.read_csv(tmp_path / "recipe" / "history.csv").phase.tolist() == ["probe"] * 10 + ["fine-tune last body group"]
     r = ftbook("finetune", shapes, "--method", "head", "--epochs", "1", *TINY, "--out", tmp_path / "alias")
     assert r.returncode == 0 and "head is now probe" in r.stderr
     one_line_error(ftbook("finetune", shapes, "--method", "magic", "--out", tmp_path / "x"), "invalid choice")
