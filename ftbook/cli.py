@@ -441,21 +441,20 @@ def _per_class(text: str) -> int | None:
 
 def _data_size_flags(z: argparse.ArgumentParser) -> None:
     "`ftbook data-size DATA... --out OUT`: methods across training images per class, fairly."
-    from ftbook.sizes import SIZE_METHODS, Protocol
     z.add_argument("data", type=Path, nargs="+", help="one or more datasets")
     z.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes it)")
     z.add_argument("--per-class", type=_per_class, nargs="+", default=[5, 20, 50, None],
                    metavar="N", help="training images per class, or all (default: 5 20 50 all)")
-    z.add_argument("--methods", nargs="+", default=list(SIZE_METHODS), choices=SIZE_METHODS,
-                   metavar="METHOD", help=", ".join(SIZE_METHODS))
+    # defaults from ftbook.sizes, read by the handler: building the parser stays light
+    z.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   help="of probe, fine_tune, lp_ft, fastai, fastai_lr_find (default: all)")
     z.add_argument("--seeds", type=_count, default=5)
-    p = Protocol()
-    z.add_argument("--patience", type=_count, default=p.patience,
-                   help="validations without a lower validation loss before a run stops")
-    z.add_argument("--cap-steps", type=_count, default=p.cap_steps,
-                   help="the most optimiser steps of a stage (runs stop early before it)")
-    z.add_argument("--eval-steps", type=_count, default=p.eval_steps,
-                   help="optimiser steps between validations, at least")
+    z.add_argument("--patience", type=_count, default=None,
+                   help="validations without a lower validation loss before a run stops (3)")
+    z.add_argument("--cap-steps", type=_count, default=None,
+                   help="the most optimiser steps of a stage; runs stop early before it (600)")
+    z.add_argument("--eval-steps", type=_count, default=None,
+                   help="optimiser steps between validations, at least (16)")
     for old in ("--steps", "--probe-steps", "--evals", "--lr-scale"):  # release 0.2's budget
         z.add_argument(old, dest="old_" + old[2:].replace("-", "_"), help=argparse.SUPPRESS)
     _split_flags(z)
@@ -466,8 +465,8 @@ def _data_size(args) -> int:
     from ftbook.core import ResultsLog
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
-    from ftbook.sizes import (RUN_KEYS, SELECTION_KEYS, Protocol, crossovers, save_size_plots,
-                              size_grid)
+    from ftbook.sizes import (RUN_KEYS, SELECTION_KEYS, SIZE_METHODS, Protocol, crossovers,
+                              save_size_plots, size_grid)
     old = [k[4:].replace("_", "-") for k, v in vars(args).items() if k.startswith("old_") and v]
     for flag in old:
         say(args.command, f"note: --{flag} is no longer used: each run stops early on validation "
@@ -479,12 +478,16 @@ def _data_size(args) -> int:
               f"({r['seconds']:.0f} s)", flush=True)
     datasets = {Path(d).name: score_splits(_dataset(args.command, d, args.valid_pct, args.seed),
                                            args.valid_pct, args.seed) for d in args.data}
-    protocol = Protocol(patience=args.patience, cap_steps=args.cap_steps,
-                        eval_steps=args.eval_steps)
+    methods = tuple(args.methods or SIZE_METHODS)
+    unknown = [m for m in methods if m not in SIZE_METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}: choose from {', '.join(SIZE_METHODS)}")
+    given = dict(patience=args.patience, cap_steps=args.cap_steps, eval_steps=args.eval_steps)
+    protocol = Protocol(**{k: v for k, v in given.items() if v is not None})
     log = ResultsLog(args.out, RUN_KEYS, args.command_line)
     selection = ResultsLog(args.out, SELECTION_KEYS, None, name="lr_selection")
     grid = size_grid(datasets, tuple(args.per_class), args.seeds, get_backbone(args.arch).name,
-                     _size(args), log, selection, protocol, tuple(args.methods), on_run=on_run)
+                     _size(args), log, selection, protocol, methods, on_run=on_run)
     print("\n".join(crossovers(grid)))
     save_size_plots(grid, args.out)
     print(f"wrote {args.out}/: runs.csv, lr_selection.csv, curves.csv, provenance.json, "

@@ -224,6 +224,12 @@ def fastai_param_table(learn: Learner) -> pd.DataFrame:
     if learn.opt is None: learn.create_opt()
     return count_table(learn.opt.param_lists)
 
+# %% ../nbs/03_fastai_fine_tune.ipynb #c072v
+def _valley_or_default(learn: Learner) -> float:
+    "fastai's `lr_find` valley; its default rate where a sweep of a few images records nothing."
+    try: return float(learn.lr_find(show_plot=False).valley)
+    except IndexError: return METHODS["fastai"].lr  # no loss recorded: nothing to suggest from
+
 # %% ../nbs/03_fastai_fine_tune.ipynb #c073
 def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int = 1,
                size: int | None = None, bs: int = 32, lr: float | str | None = None, seed: int = 0,
@@ -245,7 +251,7 @@ def run_fastai(items: pd.DataFrame, arch: str | None = None, epochs: int = 1,
             stack.enter_context(learn.no_logging())
         if lr == "find":  # fastai's suggestion on the frozen model, kept out of the records
             with learn.removed_cbs([learn.schedule_recorder, learn.epoch_recorder]):
-                lr = float(learn.lr_find(show_plot=False).valley)
+                lr = _valley_or_default(learn)
         tune(learn, epochs, base_lr=lr, freeze_epochs=freeze_epochs, cbs=cbs)
     h = fastai_history(learn)
     h.attrs["base_lr"] = lr  # the rate `fine_tune` was given (found or not)

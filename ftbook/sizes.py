@@ -33,7 +33,7 @@ __all__ = ['SIZE_METHODS', 'RATES', 'RUN_KEYS', 'SELECTION_KEYS', 'Protocol', 'p
 
 # %% ../nbs/05b_sizes.ipynb #s010
 SIZE_METHODS = ("probe", "fine_tune", "lp_ft", "fastai", "fastai_lr_find")
-RATES = {  # each tuned method's grid: four rates over 33x, widened where the choice sits at an edge
+RATES = {  # each tuned method's grid: four rates over 30x or more, widened at an edge
     "probe": (1e-3, 3e-3, 1e-2, 3e-2),
     "fine_tune": (3e-4, 1e-3, 3e-3, 1e-2),  # the head's peak rate; lower groups get less
     "lp_ft": (1e-5, 3e-5, 1e-4, 3e-4),      # its fine-tuning stage (its probe: the probe's rate)
@@ -293,7 +293,8 @@ def crossover_text(diffs: pd.DataFrame) -> list[str]:
     for (d, m), g in diffs.groupby(["dataset", "method"], sort=False):
         n, top = crossover(g), g.sort_values("n_train").per_class.tolist()[-1]
         if n is None: verdict = f"no crossover up to {top} images per class"
-        else: verdict = f"beats the probe beyond its interval from {n} images per class on"
+        else: verdict = (f"beats the probe beyond its interval from {n} images per class on "
+                         f"(measured up to {top})")
         out.append(f"{d}, {m}: {verdict}")
     return out
 
