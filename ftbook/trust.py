@@ -42,7 +42,7 @@ def fit_temperature(logits, labels, steps: int = 100) -> float:
         loss.backward()
         return loss
     opt.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 # %% ../nbs/07c_trust.ipynb #t009b
 def reliability(probs, labels, bins: int = 15) -> "pd.DataFrame":

@@ -76,6 +76,8 @@ def problems(text: str) -> dict:
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_a_page_reads_clean(page):
     text = text_of(page)
+    # torchvision's own line before an offline download fails (the page explains the cache in words)
+    text = re.sub(r'Downloading: "https://download\.pytorch\.org/[^"]*" to \S+', "", text)
     for allowed in ALLOWED.get(page.name, []): text = text.replace(allowed, "")
     assert problems(text) == {}
 
