@@ -20,8 +20,8 @@ from .inference import predict  # noqa: F401 (release 0.1's public API: ftbook.c
 from .schedule import METHODS
 
 # %% auto #0
-__all__ = ['ALIASES', 'RENAMED', 'LAYOUTS', 'SETTINGS', 'COMMANDS', 'EpochPrinter', 'run_report', 'Parser', 'say', 'Command',
-           'build_parser', 'main']
+__all__ = ['ALIASES', 'RENAMED', 'LAYOUTS', 'SETTINGS', 'COMMANDS', 'EpochPrinter', 'trust_report', 'run_report', 'Parser', 'say',
+           'Command', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c007
 ALIASES = {"lpft": "lp_ft", "layerwise": "fine_tune", "head": "probe"}  # the names of release 0.1
@@ -40,6 +40,20 @@ class EpochPrinter:
         print(f"{r['epoch']:>5}  {r['phase']:<18}{r['train_loss']:>11.4f}{r['valid_loss']:>11.4f}"
               f"{r['accuracy']:>10.4f}{r['seconds']:>7.0f}s", file=file, flush=True)
 
+# %% ../nbs/09_cli.ipynb #c007t
+def trust_report(m: dict) -> list[str]:
+    "`finetune`'s lines on the temperature and the threshold for unknown photos, and their effect."
+    t, ood = m["trust"]["temperature"], m["trust"]["ood"]
+    split = "test" if "test" in m else "valid"
+    where = "test" if split == "test" else "validation, the split that chose it: optimistic"
+    cal = m[split]
+    return [f"temperature {t:.2f} (chosen on validation): calibration error "
+            f"{cal['ece_before_temperature']:.3f} -> {cal['ece']:.3f} on {where} "
+            f"(15 equal-width bins)",
+            f"unknown photos: distance to the nearest of {ood['bank_images']} training images "
+            f"above {ood['threshold']:.3f} (accepts {ood['accept']:.0%} of validation photos); "
+            f"{split} photos flagged: {cal['flagged_unknown']:.1%}"]
+
 # %% ../nbs/09_cli.ipynb #c007b
 def run_report(m: dict, out) -> str:
     "What `finetune` tells the user at the end: the saved model, its scores and splits, the files."
@@ -52,6 +66,7 @@ def run_report(m: dict, out) -> str:
         f"(the split that chose these weights: an optimistic estimate){test}",
         f"learning rate {m['lr']:.2g}; {m['seconds']:.0f} s of training, {m['wall_seconds']:.0f} s "
         "in all",
+        *trust_report(m),
         f"wrote {out}/: model.pth, last.pth, metrics.json, history.csv, split.csv, curves.png, "
         "valid/" + (", test/" if "test" in m else "")])
 
@@ -322,19 +337,29 @@ def _predict_flags(r: argparse.ArgumentParser) -> None:
                    help="image files and folders (searched recursively)")
     r.add_argument("--out", type=Path, default=None, help="write the predictions as CSV")
     r.add_argument("--top-k", type=_count, default=1, help="also list the next most likely classes")
+    r.add_argument("--no-unknown", action="store_true",
+                   help="give every photo one of the classes: no `unknown` flag")
     _tta_flag(r)
     r.add_argument("--bs", type=_count, default=RunSettings().bs)
 
 # %% ../nbs/09_cli.ipynb #c014b
 def _predict(args) -> int:
     from ftbook.inference import predict_table
-    table, skipped = predict_table(args.model, args.images, args.bs, args.top_k, args.tta)
+    table, skipped = predict_table(args.model, args.images, args.bs, args.top_k, args.tta,
+                                   unknown=not args.no_unknown)
     for path, why in skipped: say("predict", f"skipped {path}: {why}")
     if table.empty: raise ValueError("no readable image among the given paths")
-    for row in table.itertuples(index=False):
-        print("\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    if "unknown" not in table and not args.no_unknown:
+        say("predict", f"{args.model}: saved without a threshold for unknown photos (an older "
+            "ftbook): every photo gets one of its classes")
+    flags = table.pop("unknown") if "unknown" in table else [False] * len(table)
+    scores = table.pop("ood_score") if "ood_score" in table else None
+    for row, unknown in zip(table.itertuples(index=False), flags):
+        line = "\t".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row)
+        print(line + ("\tunknown: looks like none of the classes" if unknown else ""))
     if args.out:
         from ftbook.core import write_atomic
+        if scores is not None: table = table.assign(unknown=flags, ood_score=scores)
         write_atomic(table.to_csv(index=False).encode(), Path(args.out))
     return 0
 
@@ -350,19 +375,31 @@ def _evaluate_flags(e: argparse.ArgumentParser) -> None:
     e.add_argument("data", type=Path, help=LAYOUTS)
     e.add_argument("--split", choices=("valid", "test"), default="valid")
     e.add_argument("--out", type=Path, default=None,
-                   help="write per_class.csv, confusion.png, top_losses.png here")
+                   help="write metrics.json, per_class.csv, predictions.csv, confusion.png, "
+                   "reliability.png, top_losses.png here")
+    e.add_argument("--ood", type=Path, nargs="+", default=[], metavar="FOLDER",
+                   help="photos of none of the model's classes: AUROC and FPR@95%% of its score")
     _tta_flag(e)
 
 # %% ../nbs/09_cli.ipynb #c014
 def _evaluate(args) -> int:
-    from ftbook.inference import evaluate_model
-    sc = evaluate_model(args.model, args.data, args.split, args.out, args.tta)
+    from ftbook.trust import evaluate_trust
+    sc = evaluate_trust(args.model, args.data, args.split, args.out, args.tta, args.ood)
     for path, why in sc["skipped"]: say("evaluate", f"skipped {path}: {why}")
+    for note in sc["notes"]: say("evaluate", note)
     tta = " (flip TTA)" if args.tta else ""
     print(f"{args.split}{tta}: {sc['n']} images, accuracy {sc['accuracy']:.4f}, balanced accuracy "
           f"{sc['balanced_accuracy']:.4f}")
     print(sc["per_class"].round(3).to_string())
-    if args.out: print(f"wrote {args.out}/: per_class.csv, predictions.csv, confusion.png...")
+    chose = " (validation chose the temperature: optimistic)" if args.split == "valid" else ""
+    print(f"calibration error ({sc['bins']} equal-width bins) {sc['ece']:.4f} at temperature "
+          f"{sc['temperature']:.2f}, {sc['ece_before_temperature']:.4f} before it; NLL "
+          f"{sc['nll']:.4f}, {sc['nll_before_temperature']:.4f} before{chose}")
+    if "auroc" in sc:
+        print(f"unknowns: {sc['ood_images']} photos of {', '.join(map(str, args.ood))}: AUROC "
+              f"{sc['auroc']:.4f}, accepted at the saved rule (FPR@95%) {sc['fpr95']:.4f}")
+    if args.out: print(f"wrote {args.out}/: metrics.json, per_class.csv, predictions.csv, "
+                       "confusion.png, reliability.png...")
     return 0
 
 # %% ../nbs/09_cli.ipynb #g-evaluate

@@ -14,28 +14,39 @@ from torch.utils.data import DataLoader
 from .precision import autocast, to_device, use_amp
 
 # %% auto #0
-__all__ = ['mirror_mean', 'predictions', 'evaluate']
+__all__ = ['mirror_mean', 'predictions', 'evaluate', 'knn_score', 'Scored']
 
 # %% ../nbs/04_2_evaluation.ipynb #v005
+def _forward(model: nn.Module, x: torch.Tensor, tta: bool = False) -> tuple:
+    "(logits, out-of-distribution scores or None) of one batch; `tta`: the mirror's averaged in."
+    outs = [model(v) for v in ((x, x.flip(3)) if tta else (x,))]
+    logits, ood = zip(*[o if isinstance(o, tuple) else (o, None) for o in outs])
+    ood = None if ood[0] is None else torch.stack([o.double() for o in ood]).mean(0)
+    if not tta: return logits[0].float(), ood
+    logp = torch.stack([l.float().log_softmax(1) for l in logits])
+    return logp.logsumexp(0) - math.log(len(logits)), ood
+
 def mirror_mean(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     "Log of the mean probability over `x` and its mirror image: flip test-time augmentation."
-    logp = torch.stack([model(v).float().log_softmax(1) for v in (x, x.flip(3))])
-    return logp.logsumexp(0) - math.log(2)
+    return _forward(model, x, tta=True)[0]
 
 # %% ../nbs/04_2_evaluation.ipynb #v006
 @torch.no_grad()
 def predictions(model: nn.Module, dl: DataLoader, device, precision: str | bool | None = None,
-                tta: bool = False) -> tuple:
+                tta: bool = False, with_ood: bool = False) -> tuple:
     "(logits, labels) of `model` over `dl` in float32, at `fit`'s precision; `tta`: `mirror_mean`."
     model.eval()
     amp = use_amp(device, precision)
-    outs, ys = [], []
+    outs, ys, oods = [], [], []
     for x, y in dl:
         x = to_device(x, device)
         with autocast(device, amp):
-            outs.append((mirror_mean(model, x) if tta else model(x).float()).cpu())
+            logits, ood = _forward(model, x, tta)
+        outs.append(logits.cpu())
+        oods.append(None if ood is None else ood.cpu())
         ys.append(y.cpu())  # labels from cached features live on the device
-    return torch.cat(outs), torch.cat(ys)
+    if not with_ood: return torch.cat(outs), torch.cat(ys)
+    return torch.cat(outs), torch.cat(ys), None if oods[0] is None else torch.cat(oods)
 
 # %% ../nbs/04_2_evaluation.ipynb #v008
 def evaluate(model: nn.Module, dl: DataLoader, device,
@@ -44,3 +55,25 @@ def evaluate(model: nn.Module, dl: DataLoader, device,
     logits, y = predictions(model, dl, device, precision)
     accuracy = (logits.argmax(1) == y).float().mean().item()
     return nn.functional.cross_entropy(logits, y).item(), accuracy
+
+# %% ../nbs/04_2_evaluation.ipynb #v012
+def knn_score(features, bank, k: int = 1) -> torch.Tensor:
+    "Cosine distance to the `k`-th nearest of the `bank` features (Sun et al. 2022), in float64."
+    def unit(f):  # a broadcast division: ONNX's shape inference (for int8) reads it plainly
+        f = torch.as_tensor(f).double()
+        return f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    similarity = unit(features) @ unit(bank).T
+    return 1 - similarity.topk(k, dim=1).values[:, -1]
+
+# %% ../nbs/04_2_evaluation.ipynb #v013
+class Scored(nn.Module):
+    "`model` (body, head.pool, head.fc) answering (logits / `temperature`, `knn_score` to `bank`)."
+    def __init__(self, model: nn.Module, temperature: float = 1.0, bank=None):
+        super().__init__()
+        self.model, self.temperature = model, float(temperature)
+        self.register_buffer("bank", None if bank is None else bank.half())  # half the file
+
+    def forward(self, x):
+        features = self.model.head.pool(self.model.body(x))
+        logits = self.model.head.fc(features) / self.temperature
+        return logits if self.bank is None else (logits, knn_score(features, self.bank))

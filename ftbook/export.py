@@ -43,14 +43,15 @@ def image_batch(files: list, meta: dict):
 
 # %% ../nbs/07b_export.ipynb #x012
 def to_onnx(model, meta: dict, path: Path, size: int) -> None:
-    "Export `model` to `path` with a dynamic batch axis and `meta` in the file's metadata."
+    "Export `model` (a `Scored` one: with its score) to `path`, a dynamic batch axis, `meta`."
     import onnx
     import torch
     needs("onnxscript", "deploy")
     batch = torch.export.Dim("batch", min=1)
+    outputs = ["logits"] + (["ood_score"] if getattr(model, "bank", None) is not None else [])
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its steps
         program = torch.onnx.export(model.eval(), (torch.zeros(2, 3, size, size),), dynamo=True,
-                                    input_names=["image"], output_names=["logits"],
+                                    input_names=["image"], output_names=outputs,
                                     dynamic_shapes=({0: batch},))
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {ONNX_KEY: json.dumps(meta)})
@@ -60,9 +61,14 @@ def to_onnx(model, meta: dict, path: Path, size: int) -> None:
 def parity(reference, candidate, batch) -> dict:
     "Largest absolute logit difference of `candidate` from `reference` on `batch`, top-1 agreement."
     import torch
-    with torch.no_grad(): a, b = reference(batch).float(), candidate(batch).float()
-    return dict(images=len(batch), max_abs_logit_diff=float((a - b).abs().max()),
-                top1_agreement=float((a.argmax(1) == b.argmax(1)).float().mean()))
+    first = lambda out: out if isinstance(out, torch.Tensor) else out[0]  # (logits, ood score)
+    with torch.no_grad(): ra, rb = reference(batch), candidate(batch)
+    a, b = first(ra).float(), first(rb).float()
+    out = dict(images=len(batch), max_abs_logit_diff=float((a - b).abs().max()),
+               top1_agreement=float((a.argmax(1) == b.argmax(1)).float().mean()))
+    if isinstance(ra, tuple) and isinstance(rb, tuple):
+        out["max_abs_ood_score_diff"] = float((ra[1].double() - rb[1].double()).abs().max())
+    return out
 
 # %% ../nbs/07b_export.ipynb #x014
 def quantize(fp32: Path, path: Path, calibration, meta: dict, bs: int = 8) -> None:
@@ -77,7 +83,8 @@ def quantize(fp32: Path, path: Path, calibration, meta: dict, bs: int = 8) -> No
         def get_next(self): return next(self.batches, None)
     pre = path.with_name(f".{path.name}.pre")
     try:
-        quant_pre_process(str(fp32), str(pre))
+        # ONNX's own shape inference: the symbolic one fails on the score's graph (float64)
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(path), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)

@@ -92,12 +92,13 @@ def finetune(items, s: RunSettings, out: Path, progress: bool = True, resume: bo
     if not is_main(): return {}  # under torchrun, rank 0 writes the files
     vocab = sorted(set(items.label[items.split == "train"]))
     saved = _save_models(model, hist, s, vocab, out)
+    trust = _save_trust(items, out / "model.pth")
     model, meta = load_model(out / "model.pth")  # what is scored is what was saved
-    scores = {split: score(model, meta, items[items.split == split], out / split)
+    scores = {split: _split_scores(model, meta, items[items.split == split], out / split)
               for split in ("valid", "test") if (items.split == split).any()}
     write_atomic(hist.to_csv(index=False).encode(), out / "history.csv")
     save_figure(plot_curves(hist, f"{s.method} · {s.arch} · {s.size}px"), out / "curves.png")
-    info = dict(main_epochs=epochs, lr=lr, provenance=provenance(command))
+    info = dict(main_epochs=epochs, lr=lr, trust=trust, provenance=provenance(command))
     metrics = _metrics(hist, s, items, vocab, info, saved, scores, time.perf_counter() - t0)
     write_atomic(json.dumps(metrics, indent=2).encode(), out / "metrics.json")
     return metrics
@@ -127,6 +128,23 @@ def _save_models(model, hist, s: RunSettings, vocab: list, out: Path) -> dict:
                  f"{best.phase} stage's model")
     return dict(model=what, best_phase=best.phase, last_phase=last.phase,
                 last=f"final weights (epoch {int(last.epoch)})")
+
+# %% ../nbs/08_finetune.ipynb #f009t
+def _save_trust(items, path: Path) -> dict:
+    "Fit the temperature and the unknowns' threshold on validation (`fit_trust`); save in `path`."
+    from ftbook.trust import fit_trust
+    model, meta = load_model(path)
+    trust, bank = fit_trust(model, meta, items)
+    save_model(model, dict(meta, **trust), path, bank)
+    return trust
+
+# %% ../nbs/08_finetune.ipynb #f009u
+def _split_scores(model, meta: dict, rows, out: Path) -> dict:
+    "`score` of one split and its `calibration`: error and NLL before and after the temperature."
+    from ftbook.trust import calibration
+    sc = score(model, meta, rows, out)
+    outputs = sc.pop("outputs")
+    return dict(sc, **calibration(outputs["logits"], outputs["labels"], outputs["ood"], meta))
 
 # %% ../nbs/08_finetune.ipynb #f009e
 def _metrics(hist, s: RunSettings, items, vocab: list, info: dict, saved: dict, scores: dict,

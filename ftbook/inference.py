@@ -8,31 +8,35 @@ from __future__ import annotations
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MODEL_KEYS', 'ONNX_KEY', 'save_model', 'load_model', 'OnnxModel', 'load_onnx', 'model_outputs', 'score',
-           'image_files', 'readable_batches', 'predict_table', 'predict', 'evaluate_model']
+__all__ = ['MODEL_KEYS', 'TRUST_KEYS', 'ONNX_KEY', 'save_model', 'load_model', 'OnnxModel', 'load_onnx', 'model_outputs',
+           'unknown_columns', 'score', 'image_files', 'readable_batches', 'predict_table', 'predict', 'evaluate_model']
 
 # %% ../nbs/07_inference.ipynb #i009
 MODEL_KEYS = ("arch", "head", "vocab", "size", "stats", "precision")  # what loading needs
+TRUST_KEYS = ("temperature", "ood")  # what `predict` needs to calibrate and flag unknowns
 
-def save_model(model, meta: dict, path) -> None:
-    "Write `model`'s weights with `meta` (plain values, `MODEL_KEYS` at least) to `path`, safely."
+def save_model(model, meta: dict, path, bank=None) -> None:
+    "Write `model`'s weights, `meta` (plain values, `MODEL_KEYS` at least), `bank`: safely."
     from ftbook.checkpoints import save_atomic
     missing = [k for k in MODEL_KEYS if k not in meta]
     if missing: raise ValueError(f"model metadata lacks {missing}")
-    save_atomic(dict(meta, state_dict=model.state_dict()), path)
+    extra = {} if bank is None else dict(bank=bank.half())  # training images' features, unit length
+    save_atomic(dict(meta, state_dict=model.state_dict(), **extra), path)
 
 # %% ../nbs/07_inference.ipynb #i009b
 def load_model(path) -> tuple:
     "(model in eval mode, its metadata) from a file of `save_model` or an exported `.onnx` file."
-    from ftbook.models import create_model
     from ftbook.checkpoints import ModelFileError, read_checkpoint
+    from ftbook.evaluation import Scored
+    from ftbook.models import create_model
     if Path(path).suffix.lower() == ".onnx": return load_onnx(path)
     ck = read_checkpoint(path)
     if not isinstance(ck, dict) or "state_dict" not in ck or not set(MODEL_KEYS) <= set(ck):
         raise ModelFileError(f"{path}: not a model written by `ftbook finetune`")
     model = create_model(ck["arch"], len(ck["vocab"]), pretrained=False, head=ck["head"])
     model.load_state_dict(ck["state_dict"])
-    return model.eval(), {k: v for k, v in ck.items() if k != "state_dict"}
+    if "temperature" in ck: model = Scored(model, ck["temperature"], ck.get("bank"))
+    return model.eval(), {k: v for k, v in ck.items() if k not in ("state_dict", "bank")}
 
 # %% ../nbs/07_inference.ipynb #i012c
 ONNX_KEY = "ftbook"  # the metadata entry of an exported model: the model file's metadata, as JSON
@@ -45,9 +49,11 @@ class OnnxModel:
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, x):
+        "The logits, or (logits, out-of-distribution scores) where the file has both."
         import torch
         batch = x.detach().cpu().contiguous().float().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input: batch})[0])
+        outs = [torch.from_numpy(o) for o in self.session.run(None, {self.input: batch})]
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
     def eval(self): return self
     def to(self, *args, **kwargs): return self
@@ -68,13 +74,18 @@ def load_onnx(path) -> tuple:
 
 # %% ../nbs/07_inference.ipynb #i014
 def model_outputs(model, meta: dict, batches, tta: bool = False) -> tuple:
-    "(logits, labels) of a saved model over `batches` of (images, labels), at its precision."
+    "(logits, labels, out-of-distribution scores or None) of a saved model over `batches`."
     from ftbook.core import default_device
     from ftbook.evaluation import predictions
     from ftbook.precision import use_amp
     device = default_device()
     return predictions(model.to(device), batches, device, use_amp(device, meta.get("precision")),
-                       tta=tta)
+                       tta=tta, with_ood=True)
+
+# %% ../nbs/07_inference.ipynb #i015u
+def unknown_columns(ood, meta: dict) -> dict:
+    "The `unknown` flag (above the model's threshold) and the `ood_score` of each image."
+    return dict(unknown=(ood > meta["ood"]["threshold"]).numpy(), ood_score=ood.numpy())
 
 # %% ../nbs/07_inference.ipynb #i016
 def _top_losses(items, probs, pred, vocab: list, path: Path, k: int = 12) -> None:
@@ -103,8 +114,8 @@ def score(model, meta: dict, items, out: Path | None = None, bs: int = 32,
     unknown = sorted(set(items.label) - set(vocab))
     if unknown: raise DataError("data", f"classes {unknown} are not the model's classes {vocab}")
     dl = image_loader(items, meta["size"], meta["stats"], vocab, bs, cache_images=False)
-    logits, y = model_outputs(model, meta, dl, tta)
-    probs, pred, y = logits.softmax(1), logits.argmax(1).numpy(), y.numpy()
+    logits, labels, ood = model_outputs(model, meta, dl, tta)
+    probs, pred, y = logits.softmax(1), logits.argmax(1).numpy(), labels.numpy()
     p, r, f, n = precision_recall_fscore_support(y, pred, labels=range(len(vocab)), zero_division=0)
     per_class = pd.DataFrame(dict(precision=p, recall=r, f1=f, support=n),
                              index=pd.Index(vocab, name="class"))
@@ -114,6 +125,7 @@ def score(model, meta: dict, items, out: Path | None = None, bs: int = 32,
         table = pd.DataFrame(dict(path=items.path.values, label=items.label.values,
                                   predicted=[vocab[i] for i in pred],
                                   probability=probs.max(1).values.numpy()))
+        if ood is not None: table = table.assign(**unknown_columns(ood, meta))
         write_atomic(table.to_csv(index=False).encode(), out / "predictions.csv")
         disp = ConfusionMatrixDisplay.from_predictions(y, pred, labels=range(len(vocab)),
                                                        display_labels=vocab,
@@ -123,7 +135,8 @@ def score(model, meta: dict, items, out: Path | None = None, bs: int = 32,
         save_figure(disp.figure_, out / "confusion.png")
         _top_losses(items.reset_index(drop=True), probs, pred, vocab, out / "top_losses.png")
     return dict(n=len(y), accuracy=float((pred == y).mean()),
-                balanced_accuracy=float(r[n > 0].mean()), per_class=per_class)
+                balanced_accuracy=float(r[n > 0].mean()), per_class=per_class,
+                outputs=dict(logits=logits, labels=labels, ood=ood))
 
 # %% ../nbs/07_inference.ipynb #i020
 def image_files(paths) -> list[Path]:
@@ -154,8 +167,9 @@ def readable_batches(files: list, view, bs: int, skipped: list):
         if xs: yield torch.stack(xs), torch.tensor(ids)
 
 # %% ../nbs/07_inference.ipynb #i020c
-def predict_table(model_file, paths, bs: int = 32, top_k: int = 1, tta: bool = False) -> tuple:
-    "(path, label, probability and the next `top_k - 1` classes; [(path, why)] unreadable)."
+def predict_table(model_file, paths, bs: int = 32, top_k: int = 1, tta: bool = False,
+                  unknown: bool = True) -> tuple:
+    "(path, label, probability, the next `top_k - 1`, `unknown_columns`; [(path, why)] unreadable)."
     from itertools import chain
     import pandas as pd
     from ftbook.data import valid_tfms
@@ -165,13 +179,14 @@ def predict_table(model_file, paths, bs: int = 32, top_k: int = 1, tta: bool = F
     batches = readable_batches(files, valid_tfms(meta["size"], meta["stats"]), bs, skipped)
     first = next(batches, None)
     if first is None: return pd.DataFrame(columns=["path", "label", "probability"]), skipped
-    logits, ids = model_outputs(model, meta, chain([first], batches), tta)
+    logits, ids, ood = model_outputs(model, meta, chain([first], batches), tta)
     top = logits.softmax(1).topk(min(top_k, len(vocab)), 1)
     table = pd.DataFrame(dict(path=[str(files[i]) for i in ids]))
     for j in range(top.indices.shape[1]):
         suffix = "" if j == 0 else f"_{j + 1}"
         table[f"label{suffix}"] = [vocab[i] for i in top.indices[:, j]]
         table[f"probability{suffix}"] = top.values[:, j].numpy()
+    if unknown and ood is not None: table = table.assign(**unknown_columns(ood, meta))
     return table, skipped
 
 # %% ../nbs/07_inference.ipynb #i020d

@@ -9,9 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .evaluation import knn_score
+
 # %% auto #0
-__all__ = ['calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability', 'msp_score', 'energy_score',
-           'knn_score', 'threshold_for', 'ood_metrics']
+__all__ = ['TEMPERATURE_BOUNDS', 'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability', 'msp_score',
+           'energy_score', 'threshold_for', 'ood_metrics', 'fit_trust', 'calibration', 'evaluate_trust']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -83,17 +85,13 @@ def energy_score(logits, temperature: float = 1.0) -> torch.Tensor:
     logits = torch.as_tensor(logits, dtype=torch.float64)
     return -temperature * torch.logsumexp(logits / temperature, 1)
 
-# %% ../nbs/07c_trust.ipynb #t011c
-def knn_score(features, bank, k: int = 1) -> torch.Tensor:
-    "Cosine distance to the `k`-th nearest of the `bank` features (Sun et al. 2022)."
-    unit = lambda f: nn.functional.normalize(torch.as_tensor(f, dtype=torch.float32), dim=1)
-    similarity = unit(features) @ unit(bank).T
-    return 1 - similarity.topk(k, dim=1).values[:, -1].double()
-
 # %% ../nbs/07c_trust.ipynb #t013
 def threshold_for(scores, accept: float = 0.95) -> float:
-    "The score under which a share `accept` of `scores` (known images) falls: above it, unknown."
-    return float(np.quantile(np.asarray(scores, float), accept, method="higher"))
+    "Midway between the known `scores` a share `accept` must keep and the next: above it, unknown."
+    s = np.sort(np.asarray(scores, float))
+    k = int(np.ceil(accept * len(s) - 1e-9))  # photos accepted
+    gap = (s[-1] - s[0]) / max(len(s) - 1, 1)  # beyond the largest: the mean spacing
+    return float((s[k - 1] + (s[k] if k < len(s) else s[-1] + gap)) / 2)
 
 # %% ../nbs/07c_trust.ipynb #t014
 def ood_metrics(known, unknown, accept: float = 0.95) -> dict:
@@ -103,3 +101,86 @@ def ood_metrics(known, unknown, accept: float = 0.95) -> dict:
     y = np.r_[np.zeros(len(known)), np.ones(len(unknown))]
     auroc = roc_auc_score(y, np.r_[known, unknown])
     return dict(auroc=float(auroc), fpr95=float((unknown <= threshold_for(known, accept)).mean()))
+
+# %% ../nbs/07c_trust.ipynb #t021
+TEMPERATURE_BOUNDS = (0.25, 4.0)
+
+def fit_trust(model, meta: dict, items, accept: float = 0.95, max_bank: int = 10_000,
+              bs: int = 32) -> tuple:
+    "(`meta`'s temperature and `ood` entries, the feature bank), from `items`' train and valid."
+    from ftbook.core import default_device
+    from ftbook.data import image_loader
+    from ftbook.features import body_features, feature_engine
+    from ftbook.precision import use_amp
+    train, valid = (items[items.split == s] for s in ("train", "valid"))
+    if len(train) > max_bank: train = train.sample(max_bank, random_state=0)
+    device = default_device()
+    amp = use_amp(device, meta.get("precision"))
+    loaders = [image_loader(x, meta["size"], meta["stats"], meta["vocab"], bs, cache_images=False)
+               for x in (train, valid)]
+    engine = feature_engine(device, amp, len(train) + len(valid))
+    feats = body_features(model.to(device), loaders, device, amp, engine)
+    bank, known = (ds.tensors for ds in feats)
+    with torch.no_grad(): logits = model.head.fc(known[0]).double().cpu()
+    t = float(np.clip(fit_temperature(logits, known[1].cpu()), *TEMPERATURE_BOUNDS))
+    stored = nn.functional.normalize(bank[0].float(), dim=1).half().cpu()  # as the file keeps it
+    threshold = threshold_for(knn_score(known[0].cpu(), stored), accept)
+    ood = dict(score="knn", k=1, threshold=threshold, accept=accept, bank_images=len(stored),
+               chosen_on="valid")
+    return dict(temperature=t, ood=ood), stored
+
+# %% ../nbs/07c_trust.ipynb #t023
+def calibration(logits, labels, ood, meta: dict, bins: int = 15) -> dict:
+    "ECE (`bins` equal-width bins) and NLL with and without the saved temperature; share unknown."
+    t = meta.get("temperature", 1.0)
+    raw = torch.as_tensor(logits, dtype=torch.float64) * t  # the logits before the temperature
+    out = dict(ece=calibration_error((raw / t).softmax(1), labels, bins),
+               ece_before_temperature=calibration_error(raw.softmax(1), labels, bins),
+               nll=nll(raw, labels, t), nll_before_temperature=nll(raw, labels), temperature=t,
+               bins=bins)
+    if ood is not None:
+        out["flagged_unknown"] = float((ood > meta["ood"]["threshold"]).double().mean())
+    return out
+
+# %% ../nbs/07c_trust.ipynb #t027
+def evaluate_trust(model_file, data, split: str = "valid", out=None, tta: bool = False,
+                   ood: list = ()) -> dict:
+    "`evaluate_model`'s scores, `calibration`, and AUROC and FPR@95 % against the `ood` folders."
+    from pathlib import Path
+    from ftbook.inference import (evaluate_model, image_files, load_model, model_outputs,
+                                  readable_batches)
+    from ftbook.data import valid_tfms
+    sc = evaluate_model(model_file, data, split, out, tta)
+    o, (model, meta), notes = sc.pop("outputs"), load_model(model_file), []
+    if "temperature" not in meta:
+        notes.append(f"{model_file}: saved without a temperature: probabilities as trained")
+    sc.update(calibration(o["logits"], o["labels"], o["ood"], meta), notes=notes,
+              temperature_chosen_on="valid" if "temperature" in meta else None)
+    if ood:
+        if o["ood"] is None:
+            raise ValueError(f"{model_file}: saved without a feature bank, so it has no score for "
+                             "unknown photos (fine-tune again with this ftbook)")
+        files, skipped = image_files(ood), []
+        if not files: raise ValueError(f"{', '.join(map(str, ood))}: no images to use as unknowns")
+        view = valid_tfms(meta["size"], meta["stats"])
+        unknown = model_outputs(model, meta, readable_batches(files, view, 32, skipped), tta)[2]
+        own = sorted({d.name for f in ood if Path(f).is_dir() for d in Path(f).rglob("*")
+                      if d.is_dir() and d.name in meta["vocab"]})
+        if own: notes.append(f"{', '.join(map(str, ood))} holds folders named like the model's "
+                             f"classes ({', '.join(own)}): the AUROC is then not about unknowns")
+        sc.update(ood_metrics(o["ood"], unknown, meta["ood"]["accept"]), ood_images=len(unknown))
+        sc["skipped"] = sc["skipped"] + skipped
+    if out is not None: _write_trust(sc, o, meta, Path(out), split)
+    return sc
+
+# %% ../nbs/07c_trust.ipynb #t028
+def _write_trust(sc: dict, outputs: dict, meta: dict, out, split: str) -> None:
+    "`metrics.json` (plain numbers) and `reliability.png` (before and after the temperature)."
+    import json
+    from ftbook.core import save_figure, write_atomic
+    metrics = {k: v for k, v in sc.items() if k not in ("per_class", "skipped")}
+    write_atomic(json.dumps(dict(metrics, split=split), indent=2).encode(), out / "metrics.json")
+    t, logits = sc["temperature"], outputs["logits"].double()
+    fig = plot_reliability({f"{split}, T = 1": ((logits * t).softmax(1), outputs["labels"]),
+                            f"{split}, T = {t:.2f}": (logits.softmax(1), outputs["labels"])})
+    save_figure(fig, out / "reliability.png")

@@ -192,7 +192,7 @@ def test_predict_files_and_folders(run, shapes, tmp_path):
     assert len(r.stdout.strip().splitlines()) == 6 + 1  # the folder's images, recursively, and the file
     assert "skipped" in r.stderr and "broken.jpg" in r.stderr and "not an image" in r.stderr
     preds = pd.read_csv(tmp_path / "preds.csv")
-    assert list(preds.columns) == ["path", "label", "probability", "label_2", "probability_2"]
+    assert list(preds.columns) == ["path", "label", "probability", "label_2", "probability_2", "unknown", "ood_score"]
     assert (preds.probability >= preds.probability_2).all() and set(preds.label) <= {"circle", "square"}
     from ftbook.cli import predict  # the Python contract of release 0.1: (path, label, probability)
     got = predict(out / "model.pth", [shapes / "test"])
