@@ -337,6 +337,8 @@ def _predict_flags(r: argparse.ArgumentParser) -> None:
                    help="image files and folders (searched recursively)")
     r.add_argument("--out", type=Path, default=None, help="write the predictions as CSV")
     r.add_argument("--top-k", type=_count, default=1, help="also list the next most likely classes")
+    r.add_argument("--cam", type=Path, default=None, metavar="DIR",
+                   help="write each photo with its activation map (Grad-CAM) into DIR")
     r.add_argument("--no-unknown", action="store_true",
                    help="give every photo one of the classes: no `unknown` flag")
     _tta_flag(r)
@@ -345,6 +347,9 @@ def _predict_flags(r: argparse.ArgumentParser) -> None:
 # %% ../nbs/09_cli.ipynb #c014b
 def _predict(args) -> int:
     from ftbook.inference import predict_table
+    if args.cam:  # first: an .onnx file (no gradients) is refused before any line is printed
+        from ftbook.cam import save_cams
+        maps, _ = save_cams(args.model, args.images, args.cam, args.bs)
     table, skipped = predict_table(args.model, args.images, args.bs, args.top_k, args.tta,
                                    unknown=not args.no_unknown)
     for path, why in skipped: say("predict", f"skipped {path}: {why}")
@@ -361,6 +366,7 @@ def _predict(args) -> int:
         from ftbook.core import write_atomic
         if scores is not None: table = table.assign(unknown=flags, ood_score=scores)
         write_atomic(table.to_csv(index=False).encode(), Path(args.out))
+    if args.cam: print(f"wrote {len(maps)} activation maps to {args.cam}/")
     return 0
 
 # %% ../nbs/09_cli.ipynb #g-predict
@@ -384,7 +390,8 @@ def _evaluate_flags(e: argparse.ArgumentParser) -> None:
 # %% ../nbs/09_cli.ipynb #c014
 def _evaluate(args) -> int:
     from ftbook.trust import evaluate_trust
-    sc = evaluate_trust(args.model, args.data, args.split, args.out, args.tta, args.ood)
+    sc = evaluate_trust(args.model, args.data, args.split, args.out, args.tta, args.ood,
+                        args.command_line)
     for path, why in sc["skipped"]: say("evaluate", f"skipped {path}: {why}")
     for note in sc["notes"]: say("evaluate", note)
     tta = " (flip TTA)" if args.tta else ""
@@ -398,6 +405,9 @@ def _evaluate(args) -> int:
     if "auroc" in sc:
         print(f"unknowns: {sc['ood_images']} photos of {', '.join(map(str, args.ood))}: AUROC "
               f"{sc['auroc']:.4f}, accepted at the saved rule (FPR@95%) {sc['fpr95']:.4f}")
+        others = ", ".join(f"{name} {m['auroc']:.4f}" for name, m in sc["scores"].items()
+                           if name != "knn")
+        print(f"AUROC of the scores that read the logits, for comparison: {others}")
     if args.out: print(f"wrote {args.out}/: metrics.json, per_class.csv, predictions.csv, "
                        "confusion.png, reliability.png...")
     return 0

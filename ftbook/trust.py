@@ -142,13 +142,23 @@ def calibration(logits, labels, ood, meta: dict, bins: int = 15) -> dict:
         out["flagged_unknown"] = float((ood > meta["ood"]["threshold"]).double().mean())
     return out
 
+# %% ../nbs/07c_trust.ipynb #t026b
+def _score_table(known: dict, unknown_logits, unknown_knn, accept: float) -> dict:
+    "AUROC and FPR@`accept` of each score: the saved one (`knn`) beside the two that read logits."
+    pairs = dict(knn=(known["ood"], unknown_knn),  # logits at the temperature: same ranking
+                 msp=(msp_score(known["logits"]), msp_score(unknown_logits)),
+                 energy=(energy_score(known["logits"]), energy_score(unknown_logits)))
+    return {name: ood_metrics(k, u, accept) for name, (k, u) in pairs.items()}
+
 # %% ../nbs/07c_trust.ipynb #t027
 def evaluate_trust(model_file, data, split: str = "valid", out=None, tta: bool = False,
-                   ood: list = ()) -> dict:
+                   ood: list = (), command: str = "ftbook.trust.evaluate_trust") -> dict:
     "`evaluate_model`'s scores, `calibration`, and AUROC and FPR@95 % against the `ood` folders."
     from pathlib import Path
-    from ftbook.inference import (evaluate_model, image_files, load_model, model_outputs,
-                                  readable_batches)
+    from ftbook.cam import top_loss_maps
+    from ftbook.core import provenance
+    from ftbook.inference import (OnnxModel, evaluate_model, image_files, load_model,
+                                  model_outputs, readable_batches)
     from ftbook.data import valid_tfms
     sc = evaluate_model(model_file, data, split, out, tta)
     o, (model, meta), notes = sc.pop("outputs"), load_model(model_file), []
@@ -163,14 +173,18 @@ def evaluate_trust(model_file, data, split: str = "valid", out=None, tta: bool =
         files, skipped = image_files(ood), []
         if not files: raise ValueError(f"{', '.join(map(str, ood))}: no images to use as unknowns")
         view = valid_tfms(meta["size"], meta["stats"])
-        unknown = model_outputs(model, meta, readable_batches(files, view, 32, skipped), tta)[2]
+        batches = readable_batches(files, view, 32, skipped)
+        logits, _, unknown = model_outputs(model, meta, batches, tta)
         own = sorted({d.name for f in ood if Path(f).is_dir() for d in Path(f).rglob("*")
                       if d.is_dir() and d.name in meta["vocab"]})
         if own: notes.append(f"{', '.join(map(str, ood))} holds folders named like the model's "
                              f"classes ({', '.join(own)}): the AUROC is then not about unknowns")
-        sc.update(ood_metrics(o["ood"], unknown, meta["ood"]["accept"]), ood_images=len(unknown))
+        sc.update(ood_metrics(o["ood"], unknown, meta["ood"]["accept"]), ood_images=len(unknown),
+                  scores=_score_table(o, logits, unknown, meta["ood"]["accept"]))
         sc["skipped"] = sc["skipped"] + skipped
-    if out is not None: _write_trust(sc, o, meta, Path(out), split)
+    if out is not None:
+        _write_trust(dict(sc, provenance=provenance(command)), o, meta, Path(out), split)
+        if not isinstance(model, OnnxModel): top_loss_maps(model_file, out)  # where it looked
     return sc
 
 # %% ../nbs/07c_trust.ipynb #t028
