@@ -24,14 +24,28 @@ study() {  # fine_tune(5) vs fine_tune(10): two small settings, then three near 
     ftbook study hymenoptera_data --budgets 5 10 --seeds 5 --size 340 --arch efficientnet_lite2 --out "$out/study"
     ftbook study clothing-dataset-small --budgets 5 10 --seeds 5 $lite0 --out "$out/study"
 }
-recipe() {  # the default recipe: its metrics and history are kept, not the model files
-    local runs
-    runs=$(mktemp -d)
+recipe() {  # the default recipe on both datasets, and what its models say about the other's photos: the unknown
+    # flag on model.pth and its .onnx export, calibration before and after the temperature (chapter 07c). Only small
+    # files are kept, not the models. RECIPE_RUNS=DIR reuses runs made by `ftbook finetune NAME --out DIR/NAME`.
+    local runs=${RECIPE_RUNS:-} other split
+    if [ -z "$runs" ]; then
+        runs=$(mktemp -d)
+        for name in hymenoptera_data clothing-dataset-small; do ftbook finetune "$name" --out "$runs/$name" --quiet; done
+    fi
     for name in hymenoptera_data clothing-dataset-small; do
-        ftbook finetune "$name" --out "$runs/$name" --quiet
-        mkdir -p "$out/recipe/$name" && cp "$runs/$name/metrics.json" "$runs/$name/history.csv" "$out/recipe/$name/"
+        local keep="$out/recipe/$name"
+        mkdir -p "$keep" && cp "$runs/$name/metrics.json" "$runs/$name/history.csv" "$keep/"
+        case $name in
+            hymenoptera_data) other=clothing-dataset-small/test; own=hymenoptera_data/val; split=valid;;
+            *) other=hymenoptera_data; own=clothing-dataset-small/validation; split=test;;
+        esac
+        ftbook export "$runs/$name/model.pth" --out "$runs/$name/model.onnx" > /dev/null
+        for f in model.pth model.onnx; do
+            ftbook predict "$runs/$name/$f" "$own" "$other" --out "$keep/predict_${f/./_}.csv" > /dev/null
+        done
+        ftbook evaluate "$runs/$name/model.pth" "$name" --split $split --ood "$other" --out "$keep/evaluate"
     done
-    rm -rf "$runs"
+    [ -n "${RECIPE_RUNS:-}" ] || rm -rf "$runs"
 }
 
 for part in "${parts[@]}"; do

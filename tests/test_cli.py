@@ -285,8 +285,9 @@ def test_precision_is_saved_and_used_to_rescore(shapes, tmp_path):
         model, meta = load_model(out / "model.pth")
         assert meta["precision"] == precision
         dl = image_loader(valid, meta["size"], meta["stats"], meta["vocab"], cache_images=False)
-        logits, y = model_outputs(model, meta, dl)
-        losses[precision] = torch.nn.functional.cross_entropy(logits, y).item()
+        logits, y, _ = model_outputs(model, meta, dl)
+        raw = logits * meta["temperature"]  # the logits before the temperature fitted after training
+        losses[precision] = torch.nn.functional.cross_entropy(raw, y).item()
         assert losses[precision] == pytest.approx(pd.read_csv(out / "history.csv").valid_loss.min(), abs=1e-6)
     assert losses["bf16"] != losses["fp32"]
     assert ftbook("finetune", shapes, "--precision", "fp16", "--out", tmp_path / "x").returncode == 2
