@@ -430,4 +430,5 @@ d = { 'settings': { 'branch': 'main',
                               'ftbook.trust.ood_metrics': ('trust.html#ood_metrics', 'ftbook/trust.py'),
                               'ftbook.trust.plot_reliability': ('trust.html#plot_reliability', 'ftbook/trust.py'),
                               'ftbook.trust.reliability': ('trust.html#reliability', 'ftbook/trust.py'),
+                              'ftbook.trust.temperature_rule': ('trust.html#temperature_rule', 'ftbook/trust.py'),
                               'ftbook.trust.threshold_for': ('trust.html#threshold_for', 'ftbook/trust.py')}}}

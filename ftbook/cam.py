@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['cam_network', 'grad_cam', 'overlay', 'randomized', 'rank_correlation', 'deletion_auc', 'view_image', 'save_cams',
+__all__ = ['cam_network', 'grad_cam', 'overlay', 'view_image', 'randomized', 'rank_correlation', 'deletion_auc', 'save_cams',
            'top_loss_maps']
 
 # %% ../nbs/07d_cam.ipynb #a006
@@ -50,6 +50,14 @@ def overlay(image, cam, alpha: float = 0.5):
     heat = np.asarray(grey.resize(image.size, Image.BILINEAR))
     colours = (colormaps["jet"](heat / 255.0)[..., :3] * 255).astype(np.uint8)
     return Image.blend(image.convert("RGB"), Image.fromarray(colours), alpha)
+
+# %% ../nbs/07d_cam.ipynb #a031
+def view_image(x: torch.Tensor, stats):
+    "The photo a model saw: its normalised view `x` (C, H, W) with `stats` undone, as PIL."
+    from PIL import Image
+    mean, std = (torch.tensor(s).view(-1, 1, 1) for s in stats)
+    pixels = ((x.float().cpu() * std + mean).clamp(0, 1) * 255).round().byte()
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy())
 
 # %% ../nbs/07d_cam.ipynb #a015
 def randomized(model, groups: int = 1, seed: int = 0) -> nn.Module:
@@ -91,14 +99,6 @@ def deletion_auc(model, x: torch.Tensor, maps: torch.Tensor, steps: int = 16,
             curve.append(probs.gather(1, classes[:, None])[:, 0])
         out[name] = torch.trapezoid(torch.stack(curve, 1), dx=1 / steps, dim=1).numpy()
     return out["map"], out["random"]
-
-# %% ../nbs/07d_cam.ipynb #a031
-def view_image(x: torch.Tensor, stats):
-    "The photo a model saw: its normalised view `x` (C, H, W) with `stats` undone, as PIL."
-    from PIL import Image
-    mean, std = (torch.tensor(s).view(-1, 1, 1) for s in stats)
-    pixels = ((x.float().cpu() * std + mean).clamp(0, 1) * 255).round().byte()
-    return Image.fromarray(pixels.permute(1, 2, 0).numpy())
 
 # %% ../nbs/07d_cam.ipynb #a032
 def save_cams(model_file, paths, out, bs: int = 16) -> tuple[list, list]:

@@ -46,8 +46,12 @@ def trust_report(m: dict) -> list[str]:
     t, ood = m["trust"]["temperature"], m["trust"]["ood"]
     split = "test" if "test" in m else "valid"
     where = "test" if split == "test" else "validation, the split that chose it: optimistic"
-    cal = m[split]
-    return [f"temperature {t:.2f} (chosen on validation): calibration error "
+    cal, rule = m[split], m["trust"].get("temperature_rule", {})
+    if rule and not rule["used"]:
+        t_line = (f"temperature 1 (the {rule['fitted']:.2f} fitted on validation did not lower its "
+                  "cross-validated NLL)")
+    else: t_line = f"temperature {t:.2f} (chosen on validation)"
+    return [f"{t_line}: calibration error "
             f"{cal['ece_before_temperature']:.3f} -> {cal['ece']:.3f} on {where} "
             f"(15 equal-width bins)",
             f"unknown photos: distance to the nearest of {ood['bank_images']} training images "

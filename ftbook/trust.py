@@ -13,7 +13,8 @@ from .evaluation import knn_score
 
 # %% auto #0
 __all__ = ['TEMPERATURE_BOUNDS', 'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability', 'msp_score',
-           'energy_score', 'threshold_for', 'ood_metrics', 'fit_trust', 'calibration', 'evaluate_trust']
+           'energy_score', 'threshold_for', 'ood_metrics', 'temperature_rule', 'fit_trust', 'calibration',
+           'evaluate_trust']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -102,9 +103,29 @@ def ood_metrics(known, unknown, accept: float = 0.95) -> dict:
     auroc = roc_auc_score(y, np.r_[known, unknown])
     return dict(auroc=float(auroc), fpr95=float((unknown <= threshold_for(known, accept)).mean()))
 
-# %% ../nbs/07c_trust.ipynb #t021
+# %% ../nbs/07c_trust.ipynb #t020b
 TEMPERATURE_BOUNDS = (0.25, 4.0)
 
+def temperature_rule(logits, labels, folds: int = 5, seed: int = 0) -> dict:
+    "The temperature fitted on all of (`logits`, `labels`), if it beats T = 1 in `folds`-fold CV."
+    logits = torch.as_tensor(logits, dtype=torch.float64)
+    labels = torch.as_tensor(labels)
+    fit = lambda i: float(np.clip(fit_temperature(logits[i], labels[i]), *TEMPERATURE_BOUNDS))
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    parts = [p for p in order.chunk(min(folds, len(labels))) if len(p)]
+    held = dict(fitted=0.0, one=0.0)
+    for k, part in enumerate(parts):
+        others = [p for j, p in enumerate(parts) if j != k]
+        if not others: continue  # one image: nothing to fit on
+        rest = torch.cat(others)
+        held["fitted"] += nll(logits[part], labels[part], fit(rest)) * len(part) / len(labels)
+        held["one"] += nll(logits[part], labels[part]) * len(part) / len(labels)
+    t = fit(torch.arange(len(labels)))
+    kept = held["fitted"] < held["one"]
+    return dict(temperature=t if kept else 1.0, fitted=t, used=bool(kept),
+                cv_nll_fitted=held["fitted"], cv_nll_one=held["one"])
+
+# %% ../nbs/07c_trust.ipynb #t021
 def fit_trust(model, meta: dict, items, accept: float = 0.95, max_bank: int = 10_000,
               bs: int = 32) -> tuple:
     "(`meta`'s temperature and `ood` entries, the feature bank), from `items`' train and valid."
@@ -122,12 +143,12 @@ def fit_trust(model, meta: dict, items, accept: float = 0.95, max_bank: int = 10
     feats = body_features(model.to(device), loaders, device, amp, engine)
     bank, known = (ds.tensors for ds in feats)
     with torch.no_grad(): logits = model.head.fc(known[0]).double().cpu()
-    t = float(np.clip(fit_temperature(logits, known[1].cpu()), *TEMPERATURE_BOUNDS))
+    rule = temperature_rule(logits, known[1].cpu())
     stored = nn.functional.normalize(bank[0].float(), dim=1).half().cpu()  # as the file keeps it
     threshold = threshold_for(knn_score(known[0].cpu(), stored), accept)
     ood = dict(score="knn", k=1, threshold=threshold, accept=accept, bank_images=len(stored),
                chosen_on="valid")
-    return dict(temperature=t, ood=ood), stored
+    return dict(temperature=rule.pop("temperature"), temperature_rule=rule, ood=ood), stored
 
 # %% ../nbs/07c_trust.ipynb #t023
 def calibration(logits, labels, ood, meta: dict, bins: int = 15) -> dict:
