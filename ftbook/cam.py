@@ -25,8 +25,9 @@ def cam_network(model) -> nn.Module:
     return net
 
 # %% ../nbs/07d_cam.ipynb #a007
-def grad_cam(model, x: torch.Tensor, classes=None) -> tuple[torch.Tensor, torch.Tensor]:
-    "(maps in [0, 1] of `x`'s size, the classes mapped): Grad-CAM at the body's output."
+def grad_cam(model, x: torch.Tensor, classes=None,
+             positive: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    "(maps of `x`'s size in [0, 1], or signed in [-1, 1], the classes mapped): Grad-CAM."
     net = cam_network(model).eval()
     with torch.no_grad(): acts = net.body(x).float()
     if acts.ndim != 4:
@@ -36,9 +37,10 @@ def grad_cam(model, x: torch.Tensor, classes=None) -> tuple[torch.Tensor, torch.
         logits = net.head(acts)
         classes = logits.argmax(1) if classes is None else torch.as_tensor(classes)
         (grads,) = torch.autograd.grad(logits.gather(1, classes[:, None]).sum(), acts)
-    cam = torch.relu((grads.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True)).detach()
+    cam = (grads.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True).detach()
+    if positive: cam = torch.relu(cam)  # the evidence for the class, not against it
     cam = nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    peak = cam.flatten(1).amax(1).clamp_min(1e-12)
+    peak = cam.flatten(1).abs().amax(1).clamp_min(1e-12)
     return cam[:, 0] / peak[:, None, None], classes
 
 # %% ../nbs/07d_cam.ipynb #a013
@@ -73,31 +75,34 @@ def randomized(model, groups: int = 1, seed: int = 0) -> nn.Module:
 
 # %% ../nbs/07d_cam.ipynb #a016
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    "Spearman's rank correlation of each pair of maps in `a` and `b` (one per photo)."
-    from scipy.stats import spearmanr
-    return np.array([spearmanr(x.flatten().numpy(), y.flatten().numpy()).statistic
-                     for x, y in zip(a, b)])
+    "Spearman's rank correlation of each pair of maps in `a` and `b`; NaN where a map is constant."
+    from scipy.stats import rankdata
+    ra, rb = (rankdata(m.flatten(1).double().numpy(), axis=1) for m in (a, b))
+    ra, rb = ra - ra.mean(1, keepdims=True), rb - rb.mean(1, keepdims=True)
+    norm = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
+    return np.where(norm > 0, (ra * rb).sum(1) / np.where(norm > 0, norm, 1.0), np.nan)
 
 # %% ../nbs/07d_cam.ipynb #a017
 @torch.no_grad()
-def deletion_auc(model, x: torch.Tensor, maps: torch.Tensor, steps: int = 16,
+def deletion_auc(model, x: torch.Tensor, maps: torch.Tensor, grid: int = 4,
                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    "Per photo: the area under the probability of its class as the map's top pixels go; random's."
+    "Per photo: the area under its class's probability as cells of a `grid` go, by map, at random."
     net = cam_network(model).eval()
     classes = net(x).argmax(1)
+    n, cells = len(x), grid * grid
     g = torch.Generator().manual_seed(seed)
-    n, hw = len(x), x.shape[-1] * x.shape[-2]
-    orders = {"map": maps.flatten(1).argsort(1, descending=True),
-              "random": torch.stack([torch.randperm(hw, generator=g) for _ in range(n)])}
+    ranked = nn.functional.adaptive_avg_pool2d(maps[:, None].float(), grid).flatten(1)
+    orders = {"map": ranked.argsort(1, descending=True),
+              "random": torch.stack([torch.randperm(cells, generator=g) for _ in range(n)])}
     out = {}
     for name, order in orders.items():
         curve = []
-        for k in range(steps + 1):
-            keep = torch.ones(n, hw)
-            keep.scatter_(1, order[:, :hw * k // steps], 0.0)
-            probs = net(x * keep.view(n, 1, *x.shape[-2:])).softmax(1)
+        for k in range(cells + 1):
+            keep = torch.ones(n, cells).scatter_(1, order[:, :k], 0.0).view(n, 1, grid, grid)
+            mask = nn.functional.interpolate(keep, size=x.shape[-2:], mode="nearest")
+            probs = net(x * mask).softmax(1)  # a deleted cell: 0, the normalised mean
             curve.append(probs.gather(1, classes[:, None])[:, 0])
-        out[name] = torch.trapezoid(torch.stack(curve, 1), dx=1 / steps, dim=1).numpy()
+        out[name] = torch.trapezoid(torch.stack(curve, 1), dx=1 / cells, dim=1).numpy()
     return out["map"], out["random"]
 
 # %% ../nbs/07d_cam.ipynb #a032

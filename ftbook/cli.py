@@ -407,8 +407,9 @@ def _evaluate(args) -> int:
           f"{sc['temperature']:.2f}, {sc['ece_before_temperature']:.4f} before it; NLL "
           f"{sc['nll']:.4f}, {sc['nll_before_temperature']:.4f} before{chose}")
     if "auroc" in sc:
-        print(f"unknowns: {sc['ood_images']} photos of {', '.join(map(str, args.ood))}: AUROC "
-              f"{sc['auroc']:.4f}, accepted at the saved rule (FPR@95%) {sc['fpr95']:.4f}")
+        print(f"unknowns: {sc['ood_images']} photos of {', '.join(map(str, args.ood))}: "
+              f"{sc['ood_flagged']:.1%} flagged at the model's threshold; AUROC {sc['auroc']:.4f}, "
+              f"FPR@95% {sc['fpr95']:.4f} (threshold re-set on the {args.split} photos)")
         others = ", ".join(f"{name} {m['auroc']:.4f}" for name, m in sc["scores"].items()
                            if name != "knn")
         print(f"AUROC of the scores that read the logits, for comparison: {others}")

@@ -87,7 +87,7 @@ def test_evaluate_scores_the_flag_and_writes_metrics(trained, tmp_path):
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert {"accuracy", "ece", "ece_before_temperature", "nll", "auroc", "fpr95"} <= set(m)
-    assert m["auroc"] == 1.0 and m["fpr95"] == 0.0 and m["ood_images"] == 8
+    assert m["auroc"] == 1.0 and m["fpr95"] == 0.0 and m["ood_images"] == 8 and m["ood_flagged"] == 1.0
     assert (tmp_path / "reliability.png").exists() and "AUROC 1.0000" in r.stdout
     v = ftbook("evaluate", run / "model.pth", shapes, "--ood", shapes / "test")  # its own classes
     assert v.returncode == 0 and "not about unknowns" in v.stderr and "optimistic" in v.stdout, v.stderr
