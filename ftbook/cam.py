@@ -62,15 +62,20 @@ def view_image(x: torch.Tensor, stats):
     return Image.fromarray(pixels.permute(1, 2, 0).numpy())
 
 # %% ../nbs/07d_cam.ipynb #a015
-def randomized(model, groups: int = 1, seed: int = 0) -> nn.Module:
+def randomized(model, groups: int = 1, arch: str | None = None, seed: int = 0) -> nn.Module:
     "A copy of `model`'s network, its top `groups` layer groups (the head first) re-initialised."
     from ftbook.models import layer_groups
     net = copy.deepcopy(cam_network(model))
+    g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    for group in layer_groups(net)[-groups:]:
+    for group in layer_groups(net, arch)[-groups:]:
+        before = {id(p): p.detach().clone() for m in group for p in m.parameters()}
         for module in group:
             for m in module.modules():
                 if hasattr(m, "reset_parameters"): m.reset_parameters()
+        for p in (p for m in group for p in m.parameters()):  # owned by no resettable layer:
+            if torch.equal(p, before[id(p)]):                  # its values, shuffled
+                p.data = p.data.flatten()[torch.randperm(p.numel(), generator=g)].view_as(p)
     return net.eval()
 
 # %% ../nbs/07d_cam.ipynb #a016
@@ -85,15 +90,17 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
 # %% ../nbs/07d_cam.ipynb #a017
 @torch.no_grad()
 def deletion_auc(model, x: torch.Tensor, maps: torch.Tensor, grid: int = 4,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    "Per photo: the area under its class's probability as cells of a `grid` go, by map, at random."
+                 seed: int = 0) -> dict:
+    "Per order of deleting a `grid`'s cells (map, random, centre first): each photo's area."
     net = cam_network(model).eval()
     classes = net(x).argmax(1)
     n, cells = len(x), grid * grid
     g = torch.Generator().manual_seed(seed)
     ranked = nn.functional.adaptive_avg_pool2d(maps[:, None].float(), grid).flatten(1)
-    orders = {"map": ranked.argsort(1, descending=True),
-              "random": torch.stack([torch.randperm(cells, generator=g) for _ in range(n)])}
+    centre = torch.cartesian_prod(torch.arange(grid), torch.arange(grid)).float() - (grid - 1) / 2
+    orders = {"map": ranked.argsort(1, descending=True, stable=True),
+              "random": torch.stack([torch.randperm(cells, generator=g) for _ in range(n)]),
+              "centre": centre.norm(dim=1).argsort(stable=True).expand(n, cells)}
     out = {}
     for name, order in orders.items():
         curve = []
@@ -103,7 +110,7 @@ def deletion_auc(model, x: torch.Tensor, maps: torch.Tensor, grid: int = 4,
             probs = net(x * mask).softmax(1)  # a deleted cell: 0, the normalised mean
             curve.append(probs.gather(1, classes[:, None])[:, 0])
         out[name] = torch.trapezoid(torch.stack(curve, 1), dx=1 / cells, dim=1).numpy()
-    return out["map"], out["random"]
+    return out
 
 # %% ../nbs/07d_cam.ipynb #a032
 def save_cams(model_file, paths, out, bs: int = 16) -> tuple[list, list]:
@@ -120,7 +127,8 @@ def save_cams(model_file, paths, out, bs: int = 16) -> tuple[list, list]:
         maps, classes = grad_cam(model, x)
         for xi, cam, k, i in zip(x, maps, classes, ids):
             name = f"{files[i].stem}.{meta['vocab'][k]}.png"
-            dest = out / (name if out / name not in written else f"{files[i].stem}.{i}.png")
+            if out / name in written: name = f"{files[i].stem}.{i}.{meta['vocab'][k]}.png"
+            dest = out / name
             buffer = io.BytesIO()
             overlay(view_image(xi, meta["stats"]), cam).save(buffer, format="PNG")
             write_atomic(buffer.getvalue(), dest)
@@ -135,8 +143,10 @@ def top_loss_maps(model_file, out, k: int = 12) -> bool:
     from ftbook.core import save_figure
     from ftbook.data import load_rgb, show_images, valid_tfms
     from ftbook.inference import load_model
+    from ftbook.models import get_backbone
     model, meta = load_model(model_file)
-    table = pd.read_csv(Path(out) / "predictions.csv")
+    if get_backbone(meta["arch"]).pooled: return False  # a body without a grid: no map
+    table = pd.read_csv(Path(out) / "predictions.csv", dtype=dict(label=str, predicted=str))
     wrong = table[table.label != table.predicted].nlargest(k, "probability")
     if wrong.empty: return False
     view = valid_tfms(meta["size"], meta["stats"])

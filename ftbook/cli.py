@@ -429,18 +429,27 @@ def _export_flags(x: argparse.ArgumentParser) -> None:
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.add_argument("--int8", action="store_true",
                    help="static int8 quantization, calibrated on training images")
-    x.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    where = x.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="the .onnx file to write")
+    where.add_argument("--space", type=Path, metavar="DIR",
+                       help="write a Hugging Face Space (Gradio, no torch) into DIR")
     x.add_argument("--data", type=Path, default=None,
                    help="images to check and calibrate with (default: the run's split.csv)")
 
 # %% ../nbs/09_cli.ipynb #c015d
 def _export(args) -> int:
-    from ftbook.export import export_model
-    r = export_model(args.model, args.out, args.int8, args.data)
+    from ftbook.export import export_model, write_space
+    if args.space and args.int8: raise ValueError("--space writes a float32 model: no --int8")
+    r = (write_space(args.model, args.space, args.data) if args.space
+         else export_model(args.model, args.out, args.int8, args.data))
     print(f"wrote {r['file']} ({r['format']}, {r['bytes'] / 1e6:.1f} MB; {args.model.name} "
           f"{r['pth_bytes'] / 1e6:.1f} MB), {args.format} checked against PyTorch on "
           f"{r['images']} images: largest logit difference {r['max_abs_logit_diff']:.2g}, "
-          f"top class the same on {r['top1_agreement']:.0%}")
+          f"top class the same on {r['top1_agreement']:.0%}"
+          + (f", largest unknown-score difference {r['max_abs_ood_score_diff']:.2g}"
+             if "max_abs_ood_score_diff" in r else ""))
+    if args.space: print(f"wrote a Space in {args.space}/: app.py, requirements.txt (no torch), "
+                         "README.md; push it to a Gradio Space on Hugging Face")
     return 0
 
 # %% ../nbs/09_cli.ipynb #g-export

@@ -15,7 +15,8 @@ from .core import needs
 from .inference import ONNX_KEY, load_model
 
 # %% auto #0
-__all__ = ['export_images', 'image_batch', 'to_onnx', 'parity', 'quantize', 'export_model', 'compare_formats']
+__all__ = ['SPACE_APP', 'SPACE_REQUIREMENTS', 'SPACE_LFS', 'export_images', 'image_batch', 'to_onnx', 'parity', 'quantize',
+           'export_model', 'compare_formats', 'write_space']
 
 # %% ../nbs/07b_export.ipynb #x009
 def export_images(model_file, data=None, split: str = "valid", n: int = 32) -> list[Path]:
@@ -97,6 +98,7 @@ def quantize(fp32: Path, path: Path, calibration, meta: dict, bs: int = 8) -> No
 def export_model(model_file, out, int8: bool = False, data=None, n_check: int = 32,
                  n_calibrate: int = 64) -> dict:
     "Export the model in `model_file` to ONNX at `out` (int8 if asked), checked against PyTorch."
+    import shutil
     import tempfile
     from ftbook.inference import OnnxModel
     t0, out = time.perf_counter(), Path(out)
@@ -115,7 +117,7 @@ def export_model(model_file, out, int8: bool = False, data=None, n_check: int = 
         if int8:
             calibration = image_batch(export_images(model_file, data, "train", n_calibrate), meta)
             quantize(fp32, out, calibration, meta)
-        else: fp32.replace(out)
+        else: shutil.move(fp32, out)  # the temporary folder may be on another disk
     return dict(file=str(out), format="onnx int8" if int8 else "onnx float32",
                 bytes=out.stat().st_size, pth_bytes=Path(model_file).stat().st_size,
                 **parity(model, OnnxModel(out), batch), seconds=time.perf_counter() - t0)
@@ -142,3 +144,85 @@ def compare_formats(files: dict, data, split: str = "valid") -> "pd.DataFrame":
     out["same_labels_as_" + out.index[0]] = [sum(a == b for a, b in zip(first, l)) / len(first)
                                              for l in out.labels]
     return out.drop(columns="labels")
+
+# %% ../nbs/07b_export.ipynb #x031
+SPACE_APP = '''"""A Hugging Face Space for a model exported by `ftbook export --space`: Gradio,
+onnxruntime and Pillow; no torch, nothing unpickled. `classify` answers as `ftbook predict` does."""
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image, ImageOps
+
+SESSION = ort.InferenceSession(str(Path(__file__).with_name("model.onnx")),
+                               providers=["CPUExecutionProvider"])
+META = json.loads(SESSION.get_modelmeta().custom_metadata_map["ftbook"])
+
+
+def upright_rgb(path) -> Image.Image:
+    "The photo as `ftbook predict` reads it: first frame, upright, alpha on white, 16 bits to 8."
+    with Image.open(path) as im:
+        im.seek(0)
+        im = ImageOps.exif_transpose(im)
+        if im.mode == "P": im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            a = np.asarray(im).astype(np.float64)
+            if im.mode == "F" and a.max(initial=0) <= 1: a = a * 255
+            elif im.mode.startswith("I;16") or a.max(initial=0) > 255: a = a / 257
+            im = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+        if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, im.convert("RGBA"))
+        return im.convert("RGB")
+
+
+def view(image: Image.Image) -> np.ndarray:
+    "The photo as the model sees it: shorter side to `size`, centre crop, normalised."
+    size, (w, h) = META["size"], image.size
+    short, long = sorted((w, h))
+    new = (size, int(size * long / short)) if w <= h else (int(size * long / short), size)
+    image = image.resize(new, Image.BILINEAR)
+    left, top = int(round((new[0] - size) / 2)), int(round((new[1] - size) / 2))
+    x = np.asarray(image.crop((left, top, left + size, top + size)), np.float32) / 255
+    mean, std = (np.asarray(s, np.float32) for s in META["stats"])
+    return ((x - mean) / std).transpose(2, 0, 1)[None]
+
+
+def classify(path) -> tuple[dict, str]:
+    "({class: probability}, a note when the photo at `path` looks like none of the classes)."
+    outputs = SESSION.run(None, {SESSION.get_inputs()[0].name: view(upright_rgb(path))})
+    logits = outputs[0][0].astype(np.float64)  # already divided by the model's temperature
+    p = np.exp(logits - logits.max())
+    probs = dict(zip(META["vocab"], (p / p.sum()).tolist()))
+    if len(outputs) == 1: return probs, "this model cannot flag unknown photos (no threshold)"
+    unknown = float(outputs[1][0]) > META["ood"]["threshold"]
+    return probs, "looks like none of the classes" if unknown else ""
+
+
+if __name__ == "__main__":
+    import gradio as gr
+    title = f"{META['arch']}: {', '.join(META['vocab'])}"
+    gr.Interface(classify, gr.Image(type="filepath", image_mode=None, label="photo"),
+                 [gr.Label(num_top_classes=3, label="classes"), gr.Textbox(label="unknown?")],
+                 title=title, flagging_mode="never").launch()
+'''
+
+SPACE_REQUIREMENTS = "gradio>=5\nonnxruntime>=1.18\nnumpy\npillow\n"  # no torch
+SPACE_LFS = "*.onnx filter=lfs diff=lfs merge=lfs -text\n"  # the model goes to the Hub by LFS
+
+# %% ../nbs/07b_export.ipynb #x032
+def write_space(model_file, out, data=None) -> dict:
+    "A Hugging Face Space in folder `out`: model.onnx (`export_model`), app.py, requirements, card."
+    from ftbook.core import write_atomic
+    out = Path(out)
+    r = export_model(model_file, out / "model.onnx", data=data)
+    meta = load_model(out / "model.onnx")[1]
+    title = json.dumps(f"{meta['arch']} ({', '.join(meta['vocab'])[:40]})")  # quoted YAML
+    card = (f"---\ntitle: {title}\nsdk: gradio\n"
+            "app_file: app.py\n---\n\nA model fine-tuned with ftbook, exported by `ftbook export "
+            "--space`.\n")
+    for name, text in (("app.py", SPACE_APP), ("requirements.txt", SPACE_REQUIREMENTS),
+                       ("README.md", card), (".gitattributes", SPACE_LFS)):
+        write_atomic(text.encode(), out / name)
+    return dict(r, folder=str(out))

@@ -176,6 +176,7 @@ def _score_table(known: dict, unknown_logits, unknown_knn, accept: float) -> dic
 def evaluate_trust(model_file, data, split: str = "valid", out=None, tta: bool = False,
                    ood: list = (), command: str = "ftbook.trust.evaluate_trust") -> dict:
     "`evaluate_model`'s scores, `calibration`, and AUROC and FPR@95 % against the `ood` folders."
+    from itertools import chain
     from pathlib import Path
     from ftbook.cam import top_loss_maps
     from ftbook.core import provenance
@@ -196,7 +197,12 @@ def evaluate_trust(model_file, data, split: str = "valid", out=None, tta: bool =
         if not files: raise ValueError(f"{', '.join(map(str, ood))}: no images to use as unknowns")
         view = valid_tfms(meta["size"], meta["stats"])
         batches = readable_batches(files, view, 32, skipped)
-        logits, _, unknown = model_outputs(model, meta, batches, tta)
+        first = next(batches, None)
+        if first is None:
+            raise ValueError(f"no readable image among the --ood photos: {skipped[0][0]}: "
+                             f"{skipped[0][1]}" + (f" (and {len(skipped) - 1} more)"
+                                                   if len(skipped) > 1 else ""))
+        logits, _, unknown = model_outputs(model, meta, chain([first], batches), tta)
         own = sorted({d.name for f in ood if Path(f).is_dir() for d in Path(f).rglob("*")
                       if d.is_dir() and d.name in meta["vocab"]})
         if own: notes.append(f"{', '.join(map(str, ood))} holds folders named like the model's "

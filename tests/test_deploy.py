@@ -92,3 +92,16 @@ def test_a_missing_extra_is_one_line_naming_it(trained, tmp_path):
     assert r.returncode == 1 and r.stderr.strip() == "ftbook export: error: onnxscript is not installed: pip install 'ftbook[deploy]'"
     r = ftbook_process("check", shapes, "--labels", "--out", tmp_path / "l", env=env)
     assert r.stderr.strip() == "ftbook check: error: cleanlab is not installed: pip install 'ftbook[labels]'"
+
+
+def test_export_space_writes_a_space_without_torch(trained, tmp_path):
+    "`export --space DIR`: model.onnx, app.py, requirements.txt (no torch), README.md; app.py's answers are tested in nbs/07b."
+    shapes, model = trained
+    r = ftbook("export", model, "--space", tmp_path / "space")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "space").iterdir()) == [".gitattributes", "README.md", "app.py", "model.onnx",
+                                                                      "requirements.txt"]
+    assert "torch" not in (tmp_path / "space" / "requirements.txt").read_text()
+    assert "sdk: gradio" in (tmp_path / "space" / "README.md").read_text() and "wrote a Space" in r.stdout
+    both = ftbook("export", model, "--space", tmp_path / "s2", "--out", tmp_path / "m.onnx")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
