@@ -98,7 +98,7 @@ def deletion_auc(model, x: torch.Tensor, maps: torch.Tensor, grid: int = 4,
     g = torch.Generator().manual_seed(seed)
     ranked = nn.functional.adaptive_avg_pool2d(maps[:, None].float(), grid).flatten(1)
     centre = torch.cartesian_prod(torch.arange(grid), torch.arange(grid)).float() - (grid - 1) / 2
-    orders = {"map": ranked.argsort(1, descending=True, stable=True),
+    orders = {"map": ranked.argsort(dim=1, descending=True, stable=True),
               "random": torch.stack([torch.randperm(cells, generator=g) for _ in range(n)]),
               "centre": centre.norm(dim=1).argsort(stable=True).expand(n, cells)}
     out = {}

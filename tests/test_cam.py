@@ -45,6 +45,8 @@ def test_every_kind_of_backbone_gets_a_map_or_one_clear_refusal():
         model = create_model(arch, 3, pretrained=False).eval()
         maps, classes = grad_cam(model, x)
         assert maps.shape == (2, 64, 64) and 0 <= maps.min() and maps.max() <= 1 + 1e-6, arch
+        with torch.no_grad():  # as if trained: no parameter left at its initial value
+            for p in model.parameters(): p.add_(0.01 * torch.randn_like(p))
         shuffled = randomized(model, 2, arch)  # the head and the top body group: every parameter changed
         from ftbook.models import layer_groups
         top = [p for g in layer_groups(model, arch)[-2:] for m in g for p in m.parameters()]
