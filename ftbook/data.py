@@ -248,8 +248,8 @@ def _said(w: warnings.WarningMessage, size: tuple) -> str:
     return str(w.message).splitlines()[0]
 
 # %% ../nbs/01_data.ipynb #d027h
-def decode_image(path, data: bytes | None = None) -> tuple:
-    "(RGB image, upright, and info) for the file at `path` (or `data`); `DataError` if unreadable."
+def decode_image(path, data: bytes | None = None, max_pixels: int | None = None) -> tuple:
+    "(RGB image, upright, and info) for `path` (or `data`); `DataError` if unreadable or too large."
     path = Path(path)
     try:
         if (len(data) if data is not None else path.stat().st_size) == 0:
@@ -257,6 +257,9 @@ def decode_image(path, data: bytes | None = None) -> tuple:
         with _strict_decoding(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with Image.open(io.BytesIO(data) if data is not None else path) as im:
+                if max_pixels is not None and im.size[0] * im.size[1] > max_pixels:
+                    raise DataError(path, f"too large ({im.size[0]}x{im.size[1]}, over "
+                                          f"{max_pixels / 1e6:.0f} megapixels): not decoded")
                 orientation = im.getexif().get(EXIF_ORIENTATION, 1)
                 info = dict(format=im.format, mode=im.mode, size=im.size,
                             n_frames=getattr(im, "n_frames", 1), orientation=orientation)
