@@ -20,8 +20,8 @@ from .inference import predict  # noqa: F401 (release 0.1's public API: ftbook.c
 from .schedule import METHODS
 
 # %% auto #0
-__all__ = ['ALIASES', 'RENAMED', 'LAYOUTS', 'SETTINGS', 'COMMANDS', 'LOCAL_HOSTS', 'EpochPrinter', 'trust_report', 'run_report',
-           'Parser', 'say', 'Command', 'build_parser', 'main']
+__all__ = ['ALIASES', 'RENAMED', 'LAYOUTS', 'SETTINGS', 'COMMANDS', 'EpochPrinter', 'trust_report', 'run_report', 'Parser', 'say',
+           'Command', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c007
 ALIASES = {"lpft": "lp_ft", "layerwise": "fine_tune", "head": "probe"}  # the names of release 0.1
@@ -458,8 +458,6 @@ COMMANDS["export"] = Command(
     _export_flags, _export)
 
 # %% ../nbs/09_cli.ipynb #f-demo
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
 def _demo_flags(d: argparse.ArgumentParser) -> None:
     "`ftbook demo MODEL`: a page and `POST /predict` for the model, until Ctrl+C."
     d.add_argument("model", type=Path, help="model.pth written by finetune, or its exported .onnx")
@@ -473,11 +471,12 @@ def _demo_flags(d: argparse.ArgumentParser) -> None:
 # %% ../nbs/09_cli.ipynb #c015e
 def _demo(args) -> int:
     import time
-    from ftbook.demo import bind, demo_app, serve
+    from ftbook.demo import LOCAL_HOSTS, bind, demo_app, serve
     start = time.perf_counter()
-    app = demo_app(args.model, examples=not args.no_examples)
+    hosts = LOCAL_HOSTS if args.host in LOCAL_HOSTS else ("*",)  # `Host` headers it answers
+    app = demo_app(args.model, examples=not args.no_examples, hosts=hosts)
     sock = bind(args.host, args.port)
-    if args.host not in LOCAL_HOSTS:
+    if args.host not in (*LOCAL_HOSTS, "::1"):
         say("demo", f"note: serving on {args.host}, not only on this computer: anyone who can "
                     "reach it over the network can use the page")
     host, port = sock.getsockname()[:2]

@@ -119,8 +119,10 @@ def test_an_exported_model_answers_the_same_without_maps(run, tmp_path):
     assert x.returncode == 0, x.stderr
     photo = sorted((shapes / "test").rglob("*.jpg"))[0]
     files = [("files", (photo.name, photo.read_bytes()))]
-    pth = TestClient(demo_app(out / "model.pth")).post("/predict?images=1", files=files).json()[0]
-    onnx = TestClient(demo_app(tmp_path / "m.onnx")).post("/predict?images=1", files=files).json()[0]
+    def answer(model):
+        client = TestClient(demo_app(model), base_url="http://127.0.0.1")
+        return client.post("/predict?images=1", files=files).json()[0]
+    pth, onnx = answer(out / "model.pth"), answer(tmp_path / "m.onnx")
     assert pth["cam"].startswith("data:image/png;base64,") and onnx["cam"] is None
     expected, _ = predict_table(tmp_path / "m.onnx", [photo])  # as predict answers with the .onnx file
     assert (onnx["label"], onnx["unknown"]) == (expected.label[0], expected.unknown[0])
