@@ -483,8 +483,7 @@ def _demo(args) -> int:
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     print(f"serving {args.model} at {url} (ready in {time.perf_counter() - start:.1f} s; "
           "Ctrl+C stops)", flush=True)
-    try: serve(app, sock)
-    except KeyboardInterrupt: pass  # Ctrl+C: how a server is stopped, not an interruption
+    serve(app, sock)  # until Ctrl+C: how a server is stopped, not an interruption
     return 0
 
 # %% ../nbs/09_cli.ipynb #g-demo

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 # %% auto #0
 __all__ = ['LIMITS', 'LOCAL_HOSTS', 'PAGE', 'upload_name', 'data_url', 'Demo', 'pixels', 'answer', 'example_photos', 'demo_app',
-           'bind', 'serve', 'running', 'load_test']
+           'bind', 'running', 'serve', 'load_test']
 
 # %% ../nbs/07e_demo.ipynb #e008
 LIMITS = dict(request_mb=64, files=64,  # per request
@@ -334,27 +334,37 @@ def _config(app):
     return uvicorn.Config(app, log_level="warning", access_log=False, limit_concurrency=32,
                           timeout_graceful_shutdown=5)
 
-def serve(app, sock) -> None:
-    "Answer `app`'s requests on `sock` until interrupted (Ctrl+C), quietly: uvicorn."
-    import uvicorn
-    with sock: uvicorn.Server(_config(app)).run(sockets=[sock])  # closed however it stops
 
 # %% ../nbs/07e_demo.ipynb #e030
 @contextmanager
-def running(app, host: str = "127.0.0.1"):
-    "The base URL of `app`, served from a thread on a free port while inside."
+def running(app, sock=None):
+    "The base URL of `app`, served by uvicorn from a thread (on `sock`, else any port) while in."
     import time
     import uvicorn
-    sock = bind(host, 0)
+    sock = bind("127.0.0.1", 0) if sock is None else sock
     server = uvicorn.Server(_config(app))
     thread = threading.Thread(target=server.run, kwargs=dict(sockets=[sock]), daemon=True)
     thread.start()
-    while not server.started and thread.is_alive(): time.sleep(0.01)
-    try: yield f"http://{host}:{sock.getsockname()[1]}"
+    try:
+        while not server.started and thread.is_alive(): time.sleep(0.01)
+        host, port = sock.getsockname()[:2]
+        yield f"http://{f'[{host}]' if ':' in host else host}:{port}"
     finally:
-        server.should_exit = True
+        server.should_exit = True  # uvicorn finishes its requests (5 s at most) and stops
         thread.join()
         sock.close()
+
+def serve(app, sock) -> None:
+    "Answer `app`'s requests on `sock` until Ctrl+C or SIGTERM (what `docker stop` sends)."
+    import signal
+    import time
+    def stop(*_): raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with running(app, sock):
+            while True: time.sleep(1)
+    except KeyboardInterrupt: pass  # also while it was starting
+    finally: signal.signal(signal.SIGTERM, previous)
 
 # %% ../nbs/07e_demo.ipynb #e033
 def load_test(url: str, photos: list, clients: int = 8, requests: int = 50):
