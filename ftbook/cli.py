@@ -471,7 +471,7 @@ def _demo_flags(d: argparse.ArgumentParser) -> None:
 # %% ../nbs/09_cli.ipynb #c015e
 def _demo(args) -> int:
     import time
-    from ftbook.demo import LOCAL_HOSTS, bind, demo_app, serve
+    from ftbook.demo import LOCAL_HOSTS, bind, demo_app, serve, url_of
     start = time.perf_counter()
     hosts = LOCAL_HOSTS if args.host in LOCAL_HOSTS else ("*",)  # `Host` headers it answers
     app = demo_app(args.model, examples=not args.no_examples, hosts=hosts)
@@ -479,9 +479,7 @@ def _demo(args) -> int:
     if args.host not in (*LOCAL_HOSTS, "::1"):
         say("demo", f"note: serving on {args.host}, not only on this computer: anyone who can "
                     "reach it over the network can use the page")
-    host, port = sock.getsockname()[:2]
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
-    print(f"serving {args.model} at {url} (ready in {time.perf_counter() - start:.1f} s; "
+    print(f"serving {args.model} at {url_of(sock)}/ (ready in {time.perf_counter() - start:.1f} s; "
           "Ctrl+C stops)", flush=True)
     serve(app, sock)  # until Ctrl+C: how a server is stopped, not an interruption
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 # %% auto #0
 __all__ = ['LIMITS', 'LOCAL_HOSTS', 'PAGE', 'upload_name', 'data_url', 'Demo', 'pixels', 'answer', 'example_photos', 'demo_app',
-           'bind', 'running', 'serve', 'load_test']
+           'bind', 'url_of', 'running', 'serve', 'load_test']
 
 # %% ../nbs/07e_demo.ipynb #e008
 LIMITS = dict(request_mb=64, files=64,  # per request
@@ -336,6 +336,11 @@ def _config(app):
 
 
 # %% ../nbs/07e_demo.ipynb #e030
+def url_of(sock) -> str:
+    "The base URL a browser opens for the listening socket `sock` (IPv6 hosts in brackets)."
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
 @contextmanager
 def running(app, sock=None):
     "The base URL of `app`, served by uvicorn from a thread (on `sock`, else any port) while in."
@@ -347,8 +352,7 @@ def running(app, sock=None):
     thread.start()
     try:
         while not server.started and thread.is_alive(): time.sleep(0.01)
-        host, port = sock.getsockname()[:2]
-        yield f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        yield url_of(sock)
     finally:
         server.should_exit = True  # uvicorn finishes its requests (5 s at most) and stops
         thread.join()
