@@ -48,7 +48,7 @@ class Protocol:
     cap_steps: int = 600   # the cap of a stage, in optimiser steps
     eval_steps: int = 16   # optimiser steps between validations, at least (in whole epochs)
     bs: int = 16           # batch size, at most half the training images
-    widen: int = 2         # rates tried beyond an edge of a grid where the choice sits there
+    widen: int = 3         # rates tried beyond an edge of a grid where the choice sits there
     tune_seed: int = 100   # the seed (subset and training) that chooses the rates, reported by none
 
     def batch(self, n_train: int) -> int:
@@ -198,10 +198,19 @@ def size_cell(items: pd.DataFrame, key: dict, n: int | None, seeds: int, p: Prot
         sub = subset(items, n, seed)
         for method in methods:
             run_key = {**key, "seed": seed, "method": method}
-            if log.has(run_key): continue
+            if log.has(run_key):
+                _check_rate(log.get(run_key)[0], rates.get(method))
+                continue
             row, curve = train(sub, method, rates.get(method), seed, rates.get("probe"))
             log.append({**run_key, **row}, curve)
             if on_run is not None: on_run({**run_key, **row})
+
+def _check_rate(row: dict, lr: float | None) -> None:
+    "Refuse a logged run made at another rate than the one the protocol now chooses."
+    if lr is not None and not math.isclose(row["lr"], lr):
+        raise ValueError(f"{row['dataset']} {row['per_class']} {row['method']} seed {row['seed']} "
+                         f"ran at {row['lr']:.2g}, the protocol now chooses {lr:.2g}: "
+                         "remove its rows to run it again")
 
 # %% ../nbs/05b_sizes.ipynb #s012e
 def size_grid(datasets: dict, per_class: tuple, seeds: int, arch: str, size: int,
