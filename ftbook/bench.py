@@ -113,7 +113,7 @@ def fastai_throughput(items, arch: str, size: int, bs: int) -> float:
     "Training images/s of fastai's unfrozen epoch (`fine_tune(1)`'s second), data loading included."
     from ftbook.fastai_tune import run_fastai
     h, _ = run_fastai(items, arch, epochs=1, size=size, bs=bs, seed=0)
-    return float(h[h.phase == "unfrozen"].images_per_second.iloc[0])
+    return float(h[h.stage == "unfrozen"].images_per_second.iloc[0])
 
 # %% ../nbs/06_bench.ipynb #c011d
 def cached_speedup(items, arch: str, size: int, bs: int, device=None,

@@ -28,8 +28,8 @@ ALIASES = {"lpft": "lp_ft", "layerwise": "fine_tune", "head": "probe"}  # the na
 RENAMED = {"sizes": "data-size"}  # commands of release 0.1, under their new names
 
 class EpochPrinter:
-    "Print one line per epoch, as fastai's table does: epoch, phase, losses, accuracy, seconds."
-    header = "epoch  phase              train_loss valid_loss  accuracy    time"
+    "Print one line per epoch, as fastai's table does: epoch, stage, losses, accuracy, seconds."
+    header = "epoch  stage              train_loss valid_loss  accuracy    time"
 
     def __init__(self, file=None): self.file, self.started = file, False
 
@@ -37,7 +37,7 @@ class EpochPrinter:
         if not self.started: print(self.header, file=self.file or sys.stdout)
         self.started = True
         r, file = row, self.file or sys.stdout
-        print(f"{r['epoch']:>5}  {r['phase']:<18}{r['train_loss']:>11.4f}{r['valid_loss']:>11.4f}"
+        print(f"{r['epoch']:>5}  {r['stage']:<18}{r['train_loss']:>11.4f}{r['valid_loss']:>11.4f}"
               f"{r['accuracy']:>10.4f}{r['seconds']:>7.0f}s", file=file, flush=True)
 
 # %% ../nbs/09_cli.ipynb #c007t

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['PROFILES', 'DEFAULT_ARCH', 'PRECISIONS', 'HISTORY_COLUMNS', 'DATASETS', 'DATA_NAME', 'default_device', 'Profile',
-           'get_profile', 'get_arch', 'seed_everything', 'whole_number', 'RunSettings', 'history_frame',
-           'phase_throughput', 'DataUnavailable', 'cache_dir', 'download_data', 'data_root', 'results_dir',
-           'save_result', 'load_results', 'WriteFailed', 'write_atomic', 'save_figure', 'device_name', 'git_commit',
-           'provenance', 'ResultsLog', 'Reference', 'reference_dir', 'reference', 'needs', 'describe_run']
+__all__ = ['PROFILES', 'DEFAULT_ARCH', 'PRECISIONS', 'HISTORY_COLUMNS', 'DATASETS', 'DATA_NAME', 'RENAMED', 'STAGES_RENAMED',
+           'default_device', 'Profile', 'get_profile', 'get_arch', 'seed_everything', 'whole_number', 'RunSettings',
+           'history_frame', 'stage_throughput', 'DataUnavailable', 'cache_dir', 'download_data', 'data_root',
+           'results_dir', 'save_result', 'load_results', 'WriteFailed', 'write_atomic', 'save_figure', 'device_name',
+           'git_commit', 'provenance', 'ResultsLog', 'read_results', 'Reference', 'reference_dir', 'reference', 'needs',
+           'describe_run']
 
 # %% ../nbs/00_core.ipynb #c006
 def default_device() -> "torch.device":
@@ -103,8 +104,8 @@ class RunSettings:
     method: str = "lp_ft"           # a key of ftbook.schedule.METHODS
     arch: str = DEFAULT_ARCH
     size: int | None = None         # image side in pixels; None: the backbone's `view_size`
-    epochs: int | None = None       # epochs of the method's main phase; None: enough for `steps`
-    steps: int = 16                 # optimiser steps of the main phase, when `epochs` is None
+    epochs: int | None = None       # epochs of the method's main stage; None: enough for `steps`
+    steps: int = 16                 # optimiser steps of the main stage, when `epochs` is None
     probe_epochs: int = 10          # LP-FT's linear probe, on cached features
     top: int = 1                    # LP-FT: the body groups it fine-tunes, from the last
     bs: int = 32
@@ -134,7 +135,7 @@ class RunSettings:
             raise ValueError(f"lr: {self.lr!r} is not a positive number or 'find'")
 
 # %% ../nbs/00_core.ipynb #c024
-HISTORY_COLUMNS = ["epoch", "phase", "train_loss", "valid_loss", "accuracy", "seconds",
+HISTORY_COLUMNS = ["epoch", "stage", "train_loss", "valid_loss", "accuracy", "seconds",
                    "images_per_second", "lr"]
 
 def history_frame(rows: list[dict]):
@@ -146,10 +147,10 @@ def history_frame(rows: list[dict]):
     return df[HISTORY_COLUMNS + [c for c in df.columns if c not in HISTORY_COLUMNS]]
 
 # %% ../nbs/00_core.ipynb #c024c
-def phase_throughput(h) -> dict:
-    "Training images per second of each phase of history `h` (its epochs train the same images)."
-    phases = h.groupby("phase", sort=False)
-    return {phase: float(1 / (1 / g.images_per_second).mean()) for phase, g in phases}
+def stage_throughput(h) -> dict:
+    "Training images per second of each stage of history `h` (its epochs train the same images)."
+    stages = h.groupby("stage", sort=False)
+    return {stage: float(1 / (1 / g.images_per_second).mean()) for stage, g in stages}
 
 # %% ../nbs/00_core.ipynb #c027
 DATASETS = {  # name -> the zip to download when the folder is not on disk
@@ -318,7 +319,7 @@ class ResultsLog:
         "Every run recorded so far (an empty table before the first)."
         import pandas as pd
         if not self.runs_file.exists(): return pd.DataFrame(columns=list(self.keys))
-        return pd.read_csv(self.runs_file)
+        return read_results(self.runs_file)
 
     def done(self) -> set:
         "The keys (tuples of `keys`' values, as text) of the runs already recorded."
@@ -332,7 +333,7 @@ class ResultsLog:
         import pandas as pd
         pick = lambda f: f[f[list(self.keys)].astype(str).eq(
             [str(key[k]) for k in self.keys]).all(axis=1)]
-        curves = pd.read_csv(self.curves_file) if self.curves_file.exists() else pd.DataFrame(
+        curves = read_results(self.curves_file) if self.curves_file.exists() else pd.DataFrame(
             columns=list(self.keys))
         return pick(self.runs()).iloc[0].to_dict(), pick(curves).drop(columns=list(self.keys))
 
@@ -355,11 +356,24 @@ class ResultsLog:
                                                   wall_seconds=round(total, 1)), indent=1))
 
 # %% ../nbs/00_core.ipynb #c035db
+RENAMED = {"phase": "stage", "best_phase": "best_stage"}  # columns of results before the glossary
+STAGES_RENAMED = {"probe": "frozen", "head": "frozen",  # one name for a head-only stage
+                  "fine-tune top 1": "fine-tune last body group"}
+
+def read_results(file: Path) -> "pd.DataFrame":
+    "A results CSV under today's names (`RENAMED`, `STAGES_RENAMED`): older results keep loading."
+    import pandas as pd
+    df = pd.read_csv(file).rename(columns=RENAMED)
+    stages = [c for c in ("stage", "best_stage") if c in df]
+    return df.assign(**{c: df[c].replace(STAGES_RENAMED) for c in stages})
+
 def _append_csv(frame, file: Path) -> None:
     "Append the rows of `frame` to the CSV `file` (in the order of its columns), a header if new."
     if file.exists():
         import pandas as pd
-        frame = frame.reindex(columns=pd.read_csv(file, nrows=0).columns)
+        header = pd.read_csv(file, nrows=0).columns
+        older = {new: old for old, new in RENAMED.items() if old in header}  # the file's names
+        frame = frame.rename(columns=older).reindex(columns=header)
     frame.to_csv(file, mode="a", header=not file.exists(), index=False)
 
 # %% ../nbs/00_core.ipynb #c035j
@@ -403,7 +417,7 @@ def reference(name: str) -> Reference:
     if not (folder / "runs.csv").exists():
         raise FileNotFoundError(f"{folder}: no reference results "
                                 "(bash results/reference.sh makes them)")
-    return Reference(name, pd.read_csv(folder / "runs.csv"), pd.read_csv(folder / "curves.csv"),
+    return Reference(name, read_results(folder / "runs.csv"), read_results(folder / "curves.csv"),
                      json.loads((folder / "provenance.json").read_text()))
 
 # %% ../nbs/00_core.ipynb #c035g

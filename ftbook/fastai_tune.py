@@ -109,7 +109,7 @@ def fastai_learner(dls, arch: str | None = None, pretrained: bool = True, metric
     return vision_learner(dls, getattr(torchvision.models, bb.name), **common)
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c020
-def _phase(opt) -> str:
+def _stage(opt) -> str:
     "'frozen' after `freeze()`/`freeze_to(n>0)`, else 'unfrozen'."
     return "frozen" if getattr(opt, "frozen_idx", 0) > 0 else "unfrozen"
 
@@ -119,21 +119,21 @@ class ScheduleRecorder(Callback):
     order, run_valid = ParamScheduler.order + 1, False
     def __init__(self): self.rows, self.losses = [], []
     def after_batch(self):
-        it, phase = len(self.losses), _phase(self.opt)
+        it, stage = len(self.losses), _stage(self.opt)
         self.losses.append(self.loss.item())
         for g, h in enumerate(self.opt.hypers):
-            self.rows.append(dict(iter=it, group=g, phase=phase, lr=h["lr"], mom=h["mom"]))
+            self.rows.append(dict(iter=it, group=g, stage=stage, lr=h["lr"], mom=h["mom"]))
     def frame(self) -> pd.DataFrame:
-        "One row per (training iteration, param group): iter, group, phase, lr, mom."
-        return pd.DataFrame(self.rows, columns=["iter", "group", "phase", "lr", "mom"])
+        "One row per (training iteration, param group): iter, group, stage, lr, mom."
+        return pd.DataFrame(self.rows, columns=["iter", "group", "stage", "lr", "mom"])
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c021
 class EpochRecorder(Callback):
-    "One row per epoch across fits: phase, losses, accuracy, seconds, images/s, head's peak lr."
+    "One row per epoch across fits: stage, losses, accuracy, seconds, images/s, head's peak lr."
     order = Recorder.order + 1  # after the Recorder has computed the epoch's metrics
     def __init__(self): self.rows = []
     def before_epoch(self):
-        self.t0, self.phase = time.perf_counter(), _phase(self.opt)
+        self.t0, self.stage = time.perf_counter(), _stage(self.opt)
         self.n_train, self.loss_sum, self.lr_peak, self.train_seconds = 0, 0.0, 0.0, float("nan")
     def before_train(self): self.t_train = time.perf_counter()
     def after_train(self): self.train_seconds = time.perf_counter() - self.t_train
@@ -145,7 +145,7 @@ class EpochRecorder(Callback):
     def after_epoch(self):
         rec = dict(zip(self.recorder.metric_names[1:], self.recorder.values[-1]))
         acc = rec.get("accuracy", 1 - rec.get("error_rate", float("nan")))
-        self.rows.append(dict(epoch=len(self.rows) + 1, phase=self.phase,
+        self.rows.append(dict(epoch=len(self.rows) + 1, stage=self.stage,
                               train_loss=self.loss_sum / max(self.n_train, 1),
                               valid_loss=rec.get("valid_loss", float("nan")),
                               accuracy=float(acc), seconds=time.perf_counter() - self.t0,
@@ -188,8 +188,8 @@ def fine_tune_by_hand(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze
 
 # %% ../nbs/03_fastai_fine_tune.ipynb #c049
 def schedules_match(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 0.0) -> bool:
-    "Do two schedule frames agree: same (iter, group, phase) rows, lr and mom up to `rtol`?"
-    keys = ["iter", "group", "phase"]
+    "Do two schedule frames agree: same (iter, group, stage) rows, lr and mom up to `rtol`?"
+    keys = ["iter", "group", "stage"]
     if len(a) != len(b) or not a[keys].equals(b[keys]): return False
     close = lambda x, y: np.allclose(x, y, rtol=rtol, atol=0)
     return bool(close(a.lr, b.lr) and close(a.mom, b.mom))
@@ -208,7 +208,7 @@ def plot_schedule(recorded: pd.DataFrame, formula: pd.DataFrame | None = None):
     mom = recorded[recorded.group == 0]
     ax_mom.plot(mom.iter, mom.mom, ".", label="all groups")
     if formula is not None: ax_mom.plot(mom.iter, formula[formula.group == 0].mom, "-", alpha=0.5)
-    unfrozen = recorded[recorded.phase == "unfrozen"].iter
+    unfrozen = recorded[recorded.stage == "unfrozen"].iter
     for ax, name in ((ax_lr, "learning rate"), (ax_mom, "momentum (Adam beta1)")):
         if len(unfrozen) and unfrozen.min() > 0:
             ax.axvline(unfrozen.min() - 0.5, ls=":", color="grey")

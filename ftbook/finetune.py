@@ -85,7 +85,7 @@ def finetune(items, s: RunSettings, out: Path, progress: bool = True, resume: bo
     if is_main():  # under torchrun, rank 0 writes the files
         write_atomic(items[["path", "label", "split"]].to_csv(index=False).encode(),
                      out / "split.csv")
-    # the main phase's epochs: as many as `s.steps` optimiser steps need, unless `s.epochs`
+    # the main stage's epochs: as many as `s.steps` optimiser steps need, unless `s.epochs`
     epochs = s.epochs or epochs_for(s.steps, int((items.split == "train").sum()), s.bs)
     train = trainer(get_method(s.method))
     hist, model, lr = train(items, s, epochs, out, progress, resume, log)
@@ -122,11 +122,11 @@ def _save_models(model, hist, s: RunSettings, vocab: list, out: Path) -> dict:
     if checkpoint.exists():
         model.load_state_dict(read_checkpoint(checkpoint)["model"])
         save_model(model, _meta(s, vocab, int(last.epoch)), out / "last.pth")
-    what = f"best weights by validation loss (epoch {int(best.epoch)}, {best.phase})"
-    if best.phase != last.phase:
-        what += (f"; the {last.phase} epochs did not lower the validation loss: model.pth is the "
-                 f"{best.phase} stage's model")
-    return dict(model=what, best_phase=best.phase, last_phase=last.phase,
+    what = f"best weights by validation loss (epoch {int(best.epoch)}, {best.stage})"
+    if best.stage != last.stage:
+        what += (f"; the {last.stage} epochs did not lower the validation loss: model.pth is the "
+                 f"{best.stage} stage's model")
+    return dict(model=what, best_stage=best.stage, last_stage=last.stage,
                 last=f"final weights (epoch {int(last.epoch)})")
 
 # %% ../nbs/08_finetune.ipynb #f009t

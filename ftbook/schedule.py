@@ -33,7 +33,7 @@ def ulmfit_lrs(hi: float, n: int, factor: float = 2.6) -> list[float]:
 # %% ../nbs/01c_schedule.ipynb #h009
 @dataclass
 class Stage:
-    "A phase of training: the first `n_frozen` groups frozen, `epochs` epochs, peak `lr` per group."
+    "One part of a plan: the first `n_frozen` groups frozen, `epochs` epochs, peak `lr` per group."
     epochs: int
     n_frozen: int
     lr: float | slice | list = 1e-3
@@ -82,9 +82,9 @@ def plan_schedule(plan: list[Stage], n_batches: int, n_groups: int) -> "pd.DataF
                 pct = position(e, i, n_batches, stage.epochs)
                 for g, peak in enumerate(peaks):
                     lr, mom = schedule_at(stage, peak, pct)
-                    rows.append(dict(iter=it, group=g, phase=stage.name, lr=lr, mom=mom))
+                    rows.append(dict(iter=it, group=g, stage=stage.name, lr=lr, mom=mom))
                 it += 1
-    return pd.DataFrame(rows, columns=["iter", "group", "phase", "lr", "mom"])
+    return pd.DataFrame(rows, columns=["iter", "group", "stage", "lr", "mom"])
 
 # %% ../nbs/01c_schedule.ipynb #h021
 def plan_fine_tune(epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
@@ -97,13 +97,13 @@ def plan_fine_tune(epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, l
 # %% ../nbs/01c_schedule.ipynb #h021b
 def plan_probe(epochs: int, lr: float = 2e-3) -> list[Stage]:
     "A linear probe (feature extraction): only the head trains, on plain images."
-    return [Stage(epochs, HEAD_ONLY, lr, augment=False, name="probe")]
+    return [Stage(epochs, HEAD_ONLY, lr, augment=False, name="frozen")]
 
 # %% ../nbs/01c_schedule.ipynb #h021c
 def plan_gradual(epochs: int, n_groups: int, lr: float = 1e-3, freeze_epochs: int = 1,
                  factor: float = 2.6) -> list[Stage]:
     "ULMFiT-style: the head first, then one more group per epoch; the last stage unfreezes all."
-    stages = [Stage(freeze_epochs, HEAD_ONLY, lr, pct_start=0.99, name="head")]
+    stages = [Stage(freeze_epochs, HEAD_ONLY, lr, pct_start=0.99, name="frozen")]
     for i in range(1, epochs + 1):
         n_frozen = 0 if i == epochs else max(n_groups - 1 - i, 0)
         stages.append(Stage(1, n_frozen, ulmfit_lrs(lr, n_groups, factor), pct_start=0.3, div=5.0,
@@ -137,7 +137,7 @@ class PlanArgs:
     epochs: int            # the method's main epochs (`Method.help` says which)
     n_groups: int          # layer groups of the model, the head included
     lr: float              # peak learning rate of the head
-    probe_epochs: int = 10  # LP-FT: epochs of its probe stage
+    probe_epochs: int = 10  # LP-FT: epochs of its probe (its frozen stage)
     top: int = 1           # LP-FT: body groups it fine-tunes
 
 # %% ../nbs/01c_schedule.ipynb #h029b

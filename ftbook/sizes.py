@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import ResultsLog, default_device, phase_throughput
+from .core import ResultsLog, default_device, stage_throughput
 from .data import image_loader, subset
 from .evaluation import evaluate
 from .models import get_backbone
@@ -134,19 +134,20 @@ def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, p: Protocol, 
     test = image_loader(sub[sub["split"] == "test"], size, get_backbone(arch).stats, vocab, bs,
                         cache_images=False)
     test_loss, test_accuracy = evaluate(model, test, device)
-    best, last = h.loc[h.valid_loss.idxmin()], h.phase.iloc[-1]
+    best, last = h.loc[h.valid_loss.idxmin()], h.stage.iloc[-1]
     probe_lr = probe_lr if method == "lp_ft" else None
-    capped = [stage for stage in dict.fromkeys(h.phase) if stage != "frozen"]  # one epoch: not
+    one_epoch = None if method in ("probe", "lp_ft") else "frozen"  # fine_tune's first: no cap
+    capped = [stage for stage in dict.fromkeys(h.stage) if stage != one_epoch]
     row = dict(n_train=n_train, n_classes=len(vocab), bs=bs, lr=lr, probe_lr=probe_lr, cap=cap,
                epochs=int(h.epoch.max()),
-               stopped_early=all((h.phase == stage).sum() < cap for stage in capped),
-               best_epoch=int(best.epoch), best_stage=best.phase, valid_loss=best.valid_loss,
-               stage_loss=h.valid_loss[h.phase == last].min(),
+               stopped_early=all((h.stage == stage).sum() < cap for stage in capped),
+               best_epoch=int(best.epoch), best_stage=best.stage, valid_loss=best.valid_loss,
+               stage_loss=h.valid_loss[h.stage == last].min(),
                valid_accuracy=best.accuracy, test_loss=test_loss, test_accuracy=test_accuracy,
-               seconds=seconds, images_per_second=phase_throughput(h)[last])
-    curve = h.dropna(subset=["valid_loss"])[["epoch", "phase", "train_loss", "valid_loss",
+               seconds=seconds, images_per_second=stage_throughput(h)[last])
+    curve = h.dropna(subset=["valid_loss"])[["epoch", "stage", "train_loss", "valid_loss",
                                              "accuracy"]]
-    return row, curve.rename(columns={"phase": "stage"}).reset_index(drop=True)
+    return row, curve.reset_index(drop=True)
 
 # %% ../nbs/05b_sizes.ipynb #s012a
 def widened(grid: tuple, tried: dict) -> float | None:
@@ -316,7 +317,7 @@ def crossovers(grid: pd.DataFrame) -> list[str]:
 # %% ../nbs/05b_sizes.ipynb #s019
 def stop_report(grid: pd.DataFrame) -> pd.DataFrame:
     "Per dataset, size and method: runs, the share stopped before the cap, LP-FT's share won."
-    g = grid.assign(tuned_won=grid.best_stage.ne("probe").where(grid.method == "lp_ft"))
+    g = grid.assign(tuned_won=grid.best_stage.ne("frozen").where(grid.method == "lp_ft"))
     out = g.groupby(["dataset", "per_class", "method"], sort=False).agg(
         runs=("seed", "size"), stopped_early=("stopped_early", "mean"),
         epochs=("epochs", "median"), cap=("cap", "median"), lp_ft_tuned_won=("tuned_won", "mean"))

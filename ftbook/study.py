@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .core import ResultsLog, default_device
+from .core import ResultsLog, default_device, read_results
 from .data import image_loader
 from .models import get_backbone, image_size
 from .schedule import method_plan
@@ -227,7 +227,7 @@ def budget_study(items: pd.DataFrame, name: str, budgets: tuple = (5, 10), seeds
                 log.append({**key, **sel[sel.variant == variant].iloc[0].to_dict()}, h)
         parts.append(study)
         if on_seed is not None: on_seed(seed, sel)
-    if log is not None: return pd.read_csv(log.curves_file)
+    if log is not None: return read_results(log.curves_file)
     return pd.concat(parts, ignore_index=True)
 
 # %% ../nbs/05_overfitting.ipynb #c044b

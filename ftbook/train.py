@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from .checkpoints import checkpoint_state, read_checkpoint, restore_checkpoint, save_atomic
-from .core import default_device, history_frame, phase_throughput, seed_everything
+from .core import default_device, history_frame, stage_throughput, seed_everything
 from .data import torch_loaders
 from .distributed import data_parallel, is_main, sync_buffers, world_sum
 from .evaluation import evaluate
@@ -218,7 +218,7 @@ def epoch_row(s: StageData, stage: Stage, stats: EpochStats, t0: float, epoch: i
     sync_buffers(s.net)
     no_score = (math.nan, math.nan)
     valid_loss, accuracy = evaluate(s.net, s.valid_dl, device, s.amp) if validate else no_score
-    return dict(epoch=epoch, phase=stage.name, train_loss=loss_sum / n, valid_loss=valid_loss,
+    return dict(epoch=epoch, stage=stage.name, train_loss=loss_sum / n, valid_loss=valid_loss,
                 accuracy=accuracy,
                 seconds=time.perf_counter() - t0,
                 images_per_second=stats.n / sum(stats.step_seconds),
@@ -264,4 +264,4 @@ def summarize_run(h) -> dict:
                 best_epoch=int(best.epoch),
                 best_valid_accuracy=best.accuracy, best_valid_loss=best.valid_loss,
                 seconds=h.seconds.sum(),
-                images_per_second=phase_throughput(h))
+                images_per_second=stage_throughput(h))

@@ -23,7 +23,7 @@ from conftest import ftbook, ftbook_process, ftbook_started, snapshot
 from ftbook.check import check_dataset, make_synthetic
 
 TINY = ["--arch", "efficientnet_lite0", "--size", "32", "--bs", "8"]  # the offline backbone, small and fast
-STABLE = ["epoch", "phase", "train_loss", "valid_loss", "accuracy"]  # history columns without timings
+STABLE = ["epoch", "stage", "train_loss", "valid_loss", "accuracy"]  # history columns without timings
 
 
 def one_line_error(r, *parts):
@@ -157,7 +157,7 @@ def test_terminal_output_is_one_line_per_epoch(run, shapes, tmp_path):
     out, r = run
     lines = r.stdout.splitlines()
     assert lines[0].startswith("data: folders layout, 20 train / 12 valid / 6 test images, 2 classes")
-    assert lines[1].split()[:3] == ["epoch", "phase", "train_loss"]  # the data summary comes first
+    assert lines[1].split()[:3] == ["epoch", "stage", "train_loss"]  # the data summary comes first
     assert [line.split()[0] for line in lines[2:5]] == ["1", "2", "3"]
     assert len(r.stdout) < 2000 and "\r" not in r.stdout  # no progress bars when stdout is not a terminal
     q = ftbook("finetune", shapes, "--method", "probe", "--epochs", "2", "--quiet", *TINY, "--out", tmp_path / "q")
@@ -243,7 +243,7 @@ def test_default_recipe_and_method_names(shapes, tmp_path):
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "recipe" / "metrics.json").read_text())
     assert m["settings"]["method"] == "lp_ft" and m["settings"]["probe_epochs"] == 10
-    assert pd.read_csv(tmp_path / "recipe" / "history.csv").phase.tolist() == ["probe"] * 10 + ["fine-tune last body group"]
+    assert pd.read_csv(tmp_path / "recipe" / "history.csv").stage.tolist() == ["frozen"] * 10 + ["fine-tune last body group"]
     r = ftbook("finetune", shapes, "--method", "head", "--epochs", "1", *TINY, "--out", tmp_path / "alias")
     assert r.returncode == 0 and "head is now probe" in r.stderr
     one_line_error(ftbook("finetune", shapes, "--method", "magic", "--out", tmp_path / "x"), "invalid choice")
@@ -267,7 +267,7 @@ def test_steps_set_the_epochs(shapes, tmp_path):
     r = ftbook("finetune", shapes, "--method", "fine_tune", "--steps", "9", *TINY, "--out", tmp_path / "steps")
     assert r.returncode == 0, r.stderr
     h = pd.read_csv(tmp_path / "steps" / "history.csv")
-    assert h.phase.tolist() == ["frozen"] + ["unfrozen"] * 3  # 20 images in batches of 8: 3 steps an epoch
+    assert h.stage.tolist() == ["frozen"] + ["unfrozen"] * 3  # 20 images in batches of 8: 3 steps an epoch
 
 
 def test_precision_is_saved_and_used_to_rescore(shapes, tmp_path):
@@ -314,7 +314,7 @@ def test_any_timm_backbone_with_a_weights_file(shapes, tmp_path):
 def test_fastai_method(shapes, tmp_path):
     r = ftbook("finetune", shapes, "--method", "fastai", "--epochs", "1", *TINY, "--out", tmp_path / "fa")
     assert r.returncode == 0, r.stderr
-    assert pd.read_csv(tmp_path / "fa" / "history.csv").phase.tolist() == ["frozen", "unfrozen"]
+    assert pd.read_csv(tmp_path / "fa" / "history.csv").stage.tolist() == ["frozen", "unfrozen"]
     assert torch.load(tmp_path / "fa" / "model.pth", weights_only=True)["precision"] == "fp32"  # fastai's
     assert ftbook("predict", tmp_path / "fa" / "model.pth", shapes / "test").returncode == 0
 
@@ -399,7 +399,7 @@ def test_every_command_speaks_in_ftbook_lines(tmp_path):
     assert any(f"skipped {data / 'circle' / 'broken.jpg'}: not an image" in line for line in lines), lines
     assert any("huge.png: very large image (9500x9500, 90 megapixels)" in line for line in lines), lines
     assert any("class 'triangle' has 1 training image and no validation image" in line for line in lines)
-    assert r.stdout.index("data: classes layout") < r.stdout.index("epoch  phase")  # summary before training
+    assert r.stdout.index("data: classes layout") < r.stdout.index("epoch  stage")  # summary before training
     q = ftbook_process("finetune", data, "--method", "probe", "--epochs", "1", "--quiet", *TINY,
                        "--out", tmp_path / "q")
     assert q.returncode == 0 and only_ftbook_lines(q.stderr) and "skipped" in q.stderr  # --quiet keeps them
