@@ -592,6 +592,54 @@ COMMANDS["data-size"] = Command(
     "probe vs fine-tuning across training-set sizes, over seeds",
     _data_size_flags, _data_size)
 
+# %% ../nbs/09_cli.ipynb #f-trust
+def _trust_study_flags(z: argparse.ArgumentParser) -> None:
+    "`ftbook trust-study DATA... --out OUT`: which method and which score to trust, over seeds."
+    z.add_argument("data", type=Path, nargs="+",
+                   help="datasets; each one's far unknowns are the others' test photos")
+    z.add_argument("--out", type=Path, required=True, help="results folder (a rerun resumes it)")
+    z.add_argument("--per-class", type=_per_class, default=20, metavar="N",
+                   help="training images per class, or all (default: 20)")
+    z.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   help="of probe, fine_tune, lp_ft (default: all three)")
+    z.add_argument("--seeds", type=_count, default=5)
+    z.add_argument("--held-out", type=_count, default=3,
+                   help="classes held out of training in each near draw (default: 3)")
+    z.add_argument("--draws", type=lambda t: _count(t, least=0), default=3,
+                   help="near draws per dataset with enough classes (default: 3; 0: far only)")
+    _split_flags(z)
+    _backbone_flags(z)
+
+# %% ../nbs/09_cli.ipynb #c015f
+def _trust_study(args) -> int:
+    from ftbook.core import ResultsLog
+    from ftbook.data import score_splits
+    from ftbook.models import get_backbone
+    from ftbook.sizes import SELECTION_KEYS
+    from ftbook.trust import TRUST_KEYS, TRUST_METHODS, trust_grid, trust_summary
+    def on_run(r):
+        print(f"{r['dataset']:>16} {r['unknowns'][:30]:<30} {r['method']:>9} seed {r['seed']}: "
+              f"AUROC knn {r['knn_auroc']:.3f} msp {r['msp_auroc']:.3f}; ECE "
+              f"{r['ece_before_temperature']:.3f} -> {r['ece']:.3f} ({r['seconds']:.0f} s)",
+              flush=True)
+    datasets = {Path(d).name: score_splits(_dataset(args.command, d, args.valid_pct, args.seed),
+                                           args.valid_pct, args.seed) for d in args.data}
+    log = ResultsLog(args.out, TRUST_KEYS, args.command_line)
+    selection = ResultsLog(args.out, SELECTION_KEYS, None, name="lr_selection")
+    runs = trust_grid(datasets, args.per_class, args.seeds, get_backbone(args.arch).name,
+                      _size(args), log, selection, methods=tuple(args.methods or TRUST_METHODS),
+                      held_out=args.held_out, draws=args.draws, on_run=on_run)
+    for metric in ("knn_auroc", "msp_auroc", "ece"):
+        print(f"{metric}, mean [95 % interval] over seeds:")
+        print(trust_summary(runs, metric).round(3).to_string(index=False))
+    print(f"wrote {args.out}/: runs.csv, lr_selection.csv, provenance.json")
+    return 0
+
+# %% ../nbs/09_cli.ipynb #g-trust
+COMMANDS["trust-study"] = Command(
+    "calibration and unknowns per method and score, over seeds",
+    _trust_study_flags, _trust_study)
+
 # %% ../nbs/09_cli.ipynb #f-bench
 def _bench_flags(b: argparse.ArgumentParser) -> None:
     "`ftbook bench DATA`: training throughput, each way of computing it measured in one process."

@@ -27,9 +27,9 @@ from .train import EarlyStopping, fit, setup_run
 
 # %% auto #0
 __all__ = ['SIZE_METHODS', 'RATES', 'RUN_KEYS', 'SELECTION_KEYS', 'Protocol', 'protocol_plan', 'protocol_fit', 'lp_ft_fit',
-           'fastai_fit', 'size_run', 'widened', 'choose_rate', 'size_cell', 'size_grid', 'mean_interval',
-           'size_summary', 'vs_probe', 'crossover', 'plot_sizes', 'crossover_text', 'crossovers', 'stop_report',
-           'rate_report', 'finished_cells', 'save_size_plots']
+           'fastai_fit', 'protocol_train', 'size_run', 'widened', 'choose_rate', 'size_cell', 'size_grid',
+           'mean_interval', 'size_summary', 'vs_probe', 'crossover', 'plot_sizes', 'crossover_text', 'crossovers',
+           'stop_report', 'rate_report', 'finished_cells', 'save_size_plots']
 
 # %% ../nbs/05b_sizes.ipynb #s010
 SIZE_METHODS = ("probe", "fine_tune", "lp_ft", "fastai", "fastai_lr_find")
@@ -111,6 +111,22 @@ def fastai_fit(sub: pd.DataFrame, arch: str, size: int, p: Protocol, n_train: in
     model.load_state_dict(remap_state_dict(learn.model.state_dict(), model))
     return h, model
 
+# %% ../nbs/05b_sizes.ipynb #s011e2
+def protocol_train(sub: pd.DataFrame, method: str, arch: str, size: int, p: Protocol, seed: int,
+                   lr: float | None, probe_lr: float | None, device) -> tuple:
+    "Train `method` on `sub` at `lr` under `p`: (its history, the model at its kept weights, lr)."
+    n_train = int((sub["split"] == "train").sum())
+    if method in ("fastai", "fastai_lr_find"):
+        h, model = fastai_fit(sub, arch, size, p, n_train, seed,
+                              "find" if method == "fastai_lr_find" else lr)
+        return h, model.to(device), h.attrs["base_lr"]  # the rate fastai used
+    run = setup_run(sub, arch, size, p.batch(n_train), seed)
+    if method == "lp_ft": h = lp_ft_fit(run, p, n_train, seed, device, lr, probe_lr)
+    else:
+        plan = protocol_plan(method, p.cap(n_train), lr)
+        h = protocol_fit(run, plan, p, n_train, seed, device, cached=method == "probe")
+    return h, run.model, lr
+
 # %% ../nbs/05b_sizes.ipynb #s011g
 def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, p: Protocol, seed: int,
              lr: float | None = None, probe_lr: float | None = None,
@@ -118,17 +134,7 @@ def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, p: Protocol, 
     "Train `method` on `sub`'s training rows at `lr` under `p`; its kept weights scored on test."
     n_train, device = int((sub["split"] == "train").sum()), device or default_device()
     bs, cap, t0 = p.batch(n_train), p.cap(n_train), time.perf_counter()
-    if method in ("fastai", "fastai_lr_find"):
-        h, model = fastai_fit(sub, arch, size, p, n_train, seed,
-                              "find" if method == "fastai_lr_find" else lr)
-        model, lr = model.to(device), h.attrs["base_lr"]  # the rate fastai used
-    else:
-        run = setup_run(sub, arch, size, bs, seed)
-        if method == "lp_ft": h = lp_ft_fit(run, p, n_train, seed, device, lr, probe_lr)
-        else:
-            plan = protocol_plan(method, cap, lr)
-            h = protocol_fit(run, plan, p, n_train, seed, device, cached=method == "probe")
-        model = run.model
+    h, model, lr = protocol_train(sub, method, arch, size, p, seed, lr, probe_lr, device)
     seconds = time.perf_counter() - t0  # feature passes, lr_find, training and validation
     vocab = sorted(sub.loc[sub["split"] == "train", "label"].unique())
     test = image_loader(sub[sub["split"] == "test"], size, get_backbone(arch).stats, vocab, bs,

@@ -6,15 +6,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from .evaluation import knn_score
 
 # %% auto #0
-__all__ = ['TEMPERATURE_BOUNDS', 'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability', 'msp_score',
-           'energy_score', 'threshold_for', 'ood_metrics', 'temperature_rule', 'fit_trust', 'calibration',
-           'evaluate_trust']
+__all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'calibration_error', 'nll', 'fit_temperature',
+           'reliability', 'plot_reliability', 'msp_score', 'energy_score', 'threshold_for', 'ood_metrics',
+           'temperature_rule', 'fit_trust', 'calibration', 'evaluate_trust', 'part_outputs', 'trust_metrics',
+           'trust_cells', 'trust_run', 'trust_grid', 'trust_summary', 'trust_differences']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -228,3 +230,149 @@ def _write_trust(sc: dict, outputs: dict, meta: dict, out, split: str) -> None:
     fig = plot_reliability({f"{split}, T = 1": ((logits * t).softmax(1), outputs["labels"]),
                             f"{split}, T = {t:.2f}": (logits.softmax(1), outputs["labels"])})
     save_figure(fig, out / "reliability.png")
+
+# %% ../nbs/07c_trust.ipynb #t029b
+TRUST_METHODS = ("probe", "fine_tune", "lp_ft")
+TRUST_KEYS = ("dataset", "unknowns", "per_class", "seed", "method", "arch", "size")
+
+def part_outputs(model, parts: dict, vocab: list, size: int, stats, bs: int, device) -> dict:
+    "Per part (name -> items): the pooled body features and the logits, float64 on the CPU."
+    from ftbook.data import image_loader
+    from ftbook.features import body_features
+    readable = lambda x: x if x.label.isin(vocab).all() else x.assign(label=vocab[0])  # unread
+    loaders = [image_loader(readable(x), size, stats, vocab, bs, cache_images=False)
+               for x in parts.values()]
+    fc = model.head.fc
+    feats = body_features(model, loaders, device)  # the model in eval mode
+    with torch.no_grad():
+        return {k: (ds.tensors[0].double().cpu(), fc(ds.tensors[0].to(device)).double().cpu())
+                for k, ds in zip(parts, feats)}
+
+# %% ../nbs/07c_trust.ipynb #t029d
+def trust_metrics(out: dict, labels: dict, accept: float = 0.95, bins: int = 15) -> dict:
+    "Test accuracy, ECE and NLL around the temperature chosen on valid, each score's AUROC, FPR."
+    logits, y = out["test"][1], labels["test"]
+    t = temperature_rule(out["valid"][1], labels["valid"])["temperature"]
+    row = dict(test_accuracy=float((logits.argmax(1) == y).double().mean()), temperature=t,
+               ece_before_temperature=calibration_error(logits.softmax(1), y, bins),
+               ece=calibration_error((logits / t).softmax(1), y, bins),
+               nll_before_temperature=nll(logits, y), nll=nll(logits, y, t))
+    scores = dict(knn=lambda part: knn_score(out[part][0], out["train"][0]),
+                  msp=lambda part: msp_score(out[part][1], t),
+                  energy=lambda part: energy_score(out[part][1], t))
+    for name, score in scores.items():
+        m = ood_metrics(score("test"), score("unknown"), accept)
+        row.update({f"{name}_auroc": m["auroc"], f"{name}_fpr95": m["fpr95"]})
+    return row
+
+# %% ../nbs/07c_trust.ipynb #t029f
+def trust_cells(datasets: dict, held_out: int = 3, draws: int = 3) -> list[tuple]:
+    "(dataset, unknowns, known items, unknown photos): far (the others' tests), then near draws."
+    cells = []
+    for name, items in datasets.items():
+        others = [d[d.split == "test"] for other, d in datasets.items() if other != name]
+        if others: cells.append((name, "far", items, pd.concat(others, ignore_index=True)))
+    for name, items in datasets.items():
+        classes = sorted(items.label.unique())
+        if len(classes) < held_out + 2: continue
+        for draw in range(draws):
+            held = sorted(np.random.default_rng(draw).choice(classes, held_out, replace=False))
+            out = items.label.isin(held)
+            cells.append((name, "near: " + ", ".join(held), items[~out].reset_index(drop=True),
+                          items[out & (items.split == "test")].reset_index(drop=True)))
+    return cells
+
+# %% ../nbs/07c_trust.ipynb #t029h
+def trust_run(sub, unknown, method: str, arch: str, size: int, p, seed: int, lr: float,
+              probe_lr: float | None, device) -> dict:
+    "Train `method` on `sub` under protocol `p` (chapter 05b); `trust_metrics` of its kept weights."
+    import time
+    from ftbook.models import get_backbone
+    from ftbook.sizes import protocol_train
+    t0 = time.perf_counter()
+    h, model, lr = protocol_train(sub, method, arch, size, p, seed, lr, probe_lr, device)
+    vocab = sorted(sub.loc[sub.split == "train", "label"].unique())
+    parts = {s: sub[sub.split == s] for s in ("train", "valid", "test")}
+    out = part_outputs(model, {**parts, "unknown": unknown}, vocab, size,
+                       get_backbone(arch).stats, p.batch(len(parts["train"])), device)
+    labels = {s: torch.tensor([vocab.index(c) for c in parts[s].label]) for s in ("valid", "test")}
+    best = h.loc[h.valid_loss.idxmin()]
+    return dict(n_train=len(parts["train"]), n_classes=len(vocab), n_unknown=len(unknown), lr=lr,
+                probe_lr=probe_lr if method == "lp_ft" else None, epochs=int(h.epoch.max()),
+                best_stage=best.stage, valid_loss=best.valid_loss, **trust_metrics(out, labels),
+                seconds=time.perf_counter() - t0)
+
+# %% ../nbs/07c_trust.ipynb #t029i
+def trust_grid(datasets: dict, per_class: int | None, seeds: int, arch: str, size: int, log,
+               selection, p=None, methods: tuple = TRUST_METHODS, held_out: int = 3,
+               draws: int = 3, device=None, on_run=None) -> pd.DataFrame:
+    "Every cell of `trust_cells`, seed and method, at the rates chosen on validation (05b)."
+    from ftbook.core import default_device
+    from ftbook.data import subset
+    from ftbook.sizes import Protocol, choose_rate, size_run
+    unknown_methods = [m for m in methods if m not in TRUST_METHODS]
+    if unknown_methods:
+        raise ValueError(f"unknown method {unknown_methods[0]!r}: choose from "
+                         f"{', '.join(TRUST_METHODS)}")
+    p, device, rates = p or Protocol(), device or default_device(), {}
+    per = per_class or "all"
+    def rate(name: str, method: str) -> float:  # once per dataset, the probe's first (LP-FT's)
+        if method == "lp_ft": rate(name, "probe")
+        if (name, method) not in rates:
+            trial = lambda sub, m, lr: size_run(sub, m, arch, size, p, p.tune_seed, lr,
+                                               rates.get((name, "probe")), device)
+            key = dict(dataset=name, per_class=per, arch=arch, size=size)
+            rates[name, method] = choose_rate(subset(datasets[name], per_class, p.tune_seed),
+                                              method, key, p, selection, trial)
+        return rates[name, method]
+    for name, unknowns, items, unknown in trust_cells(datasets, held_out, draws):
+        for seed in range(seeds):
+            sub = subset(items, per_class, seed)
+            for method in methods:
+                key = dict(dataset=name, unknowns=unknowns, per_class=per, seed=seed,
+                           method=method, arch=arch, size=size)
+                if log.has(key): continue
+                row = trust_run(sub, unknown, method, arch, size, p, seed, rate(name, method),
+                                rate(name, "probe"), device)
+                log.append({**key, **row})
+                if on_run is not None: on_run({**key, **row})
+    return log.runs()
+
+# %% ../nbs/07c_trust.ipynb #t029l
+TRUST_METRICS = ("test_accuracy", "ece_before_temperature", "ece", "knn_auroc", "msp_auroc",
+                 "energy_auroc", "knn_fpr95", "msp_fpr95", "energy_fpr95")
+
+def _per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    "One row per dataset, kind of unknowns (far, near), method and seed: near draws averaged."
+    kinds = runs.assign(unknowns=runs.unknowns.str.split(":").str[0])
+    keys = ["dataset", "unknowns", "method", "seed"]
+    return kinds.groupby(keys, sort=False)[list(TRUST_METRICS)].mean().reset_index()
+
+# %% ../nbs/07c_trust.ipynb #t029m
+def trust_summary(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    "Per dataset, kind of unknowns and method: `metric`'s mean and 95 % interval over seeds."
+    from ftbook.sizes import mean_interval
+    rows = [dict(dataset=d, unknowns=u, method=m, seeds=len(g),
+                 **dict(zip(("mean", "lo", "hi"), mean_interval(g[metric]))))
+            for (d, u, m), g in _per_seed(runs).groupby(["dataset", "unknowns", "method"],
+                                                        sort=False)]
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07c_trust.ipynb #t029n
+def trust_differences(runs: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    "`b` − `a`, paired by seed: two methods (each metric) or two metric columns (each method)."
+    from ftbook.study import paired_interval
+    seeds, rows = _per_seed(runs), []
+    for (d, u), g in seeds.groupby(["dataset", "unknowns"], sort=False):
+        if a in TRUST_METRICS:  # two scores or metrics, within each method
+            pairs = {m: (x[a], x[b]) for m, x in g.groupby("method", sort=False)}
+        else:  # two methods, on each metric
+            wide = {m: x.set_index("seed") for m, x in g.groupby("method") if m in (a, b)}
+            if len(wide) < 2: continue
+            common = wide[a].index.intersection(wide[b].index)
+            pairs = {k: (wide[a].loc[common, k], wide[b].loc[common, k]) for k in TRUST_METRICS}
+        for what, (x, y) in pairs.items():
+            iv = paired_interval(x, y)
+            rows.append(dict(dataset=d, unknowns=u, what=what, diff=iv.mean, lo=iv.lo, hi=iv.hi,
+                             seeds=iv.n))
+    return pd.DataFrame(rows)

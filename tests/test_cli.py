@@ -88,7 +88,7 @@ def test_help_lists_every_command():
     "`--help` lists every command (`--version` is checked on the installed wheel, the light import in test_install)."
     r = ftbook("--help")
     assert r.returncode == 0
-    for c in ["check", "finetune", "evaluate", "predict", "study", "data-size", "bench", "export", "demo"]: assert c in r.stdout
+    for c in ["check", "finetune", "evaluate", "predict", "study", "data-size", "bench", "export", "demo", "trust-study"]: assert c in r.stdout
     assert "lp_ft" in ftbook("finetune", "--help").stdout
 
 
