@@ -195,7 +195,7 @@ def choose_rate(sub: pd.DataFrame, method: str, key: dict, p: Protocol, selectio
 def size_cell(items: pd.DataFrame, key: dict, n: int | None, seeds: int, p: Protocol,
               methods: tuple, log: ResultsLog, selection: ResultsLog, train,
               on_run=None) -> None:
-    "One dataset at one size: each tuned method's rate at `tune_seed`, then every seed at its rate."
+    "One dataset at one `per_class`: each tuned method's rate at `tune_seed`, then each seed at it."
     rates = {}  # the probe's first: LP-FT's trials start from its rate
     trial = lambda sub, method, lr: train(sub, method, lr, p.tune_seed, rates.get("probe"))
     for method in (m for m in methods if m in p.rates):
@@ -223,11 +223,11 @@ def _check_rate(row: dict, lr: float | None) -> None:
 def size_grid(datasets: dict, per_class: tuple, seeds: int, arch: str, size: int,
               log: ResultsLog, selection: ResultsLog, p: Protocol = Protocol(),
               methods: tuple = SIZE_METHODS, device=None, on_run=None) -> pd.DataFrame:
-    "Every size, dataset, seed and method under protocol `p`: the table of `log`'s runs."
+    "Every `per_class`, dataset, seed and method under protocol `p`: the table of `log`'s runs."
     if "probe" not in methods: raise ValueError("the methods must include probe, the baseline")
     def train(sub, method, lr, seed=0, probe_lr=None):
         return size_run(sub, method, arch, size, p, seed, lr, probe_lr, device)
-    for n in per_class:  # size by size: an interrupted grid holds its smaller sizes
+    for n in per_class:  # one by one: an interrupted grid holds the smaller ones
         for name, items in datasets.items():
             key = dict(dataset=name, per_class=n or "all", arch=arch, size=size)
             size_cell(items, key, n, seeds, p, methods, log, selection, train, on_run)
@@ -241,7 +241,7 @@ def mean_interval(values, conf: float = 0.95) -> tuple[float, float, float]:
 
 # %% ../nbs/05b_sizes.ipynb #s014b
 def size_summary(grid: pd.DataFrame, score: str = "test_accuracy") -> pd.DataFrame:
-    "Mean `score`, its interval over seeds, and mean seconds, per dataset, size and method."
+    "Mean `score`, its interval over seeds, and mean seconds, per dataset, `per_class`, method."
     rows = [dict(dataset=d, per_class=n, method=m, n_train=g.n_train.mean(),
                  n_classes=g.n_classes.iloc[0],
                  **dict(zip(["accuracy", "lo", "hi"], mean_interval(g[score]))),
@@ -251,7 +251,7 @@ def size_summary(grid: pd.DataFrame, score: str = "test_accuracy") -> pd.DataFra
 
 # %% ../nbs/05b_sizes.ipynb #s014c
 def vs_probe(grid: pd.DataFrame, method: str, score: str = "test_accuracy") -> pd.DataFrame:
-    "Per dataset and size: `method` minus the probe, paired by seed (the same subset)."
+    "Per dataset and `per_class`: `method` minus the probe, paired by seed (the same subset)."
     rows = []
     for (d, n), g in grid.groupby(["dataset", "per_class"], sort=False):
         acc = g.pivot(index="seed", columns="method", values=score)
@@ -263,7 +263,7 @@ def vs_probe(grid: pd.DataFrame, method: str, score: str = "test_accuracy") -> p
 
 # %% ../nbs/05b_sizes.ipynb #s014d
 def crossover(diffs: pd.DataFrame):
-    "The smallest size from which the interval is above 0 at every larger size (None if none)."
+    "The smallest `per_class` from which the interval is above 0 at every larger one (or None)."
     above = diffs.sort_values("n_train").lo.gt(0).tolist()
     sizes = diffs.sort_values("n_train").per_class.tolist()
     first = next((i for i in range(len(above)) if all(above[i:])), None)
@@ -284,7 +284,7 @@ def plot_sizes(summary: pd.DataFrame, x: str = "per_class"):
         ax.set(xscale="log", title=name, ylabel="test accuracy",
                xlabel={"per_class": "training images per class", "seconds": "seconds per run"}[x])
         points = summary[summary.dataset == name]
-        if x == "per_class":  # a tick at every size measured; `all` says how many that is
+        if x == "per_class":  # a tick at every `per_class` measured; `all` says how many that is
             per_class = (points.n_train / points.n_classes).round()
             at = dict(zip(per_class, points.per_class.astype(str)))
             ax.set_xticks(list(at), [n if n != "all" else f"all\n({t:.0f})" for t, n in at.items()])
@@ -322,7 +322,7 @@ def crossovers(grid: pd.DataFrame) -> list[str]:
 
 # %% ../nbs/05b_sizes.ipynb #s019
 def stop_report(grid: pd.DataFrame) -> pd.DataFrame:
-    "Per dataset, size and method: runs, the share stopped before the cap, LP-FT's share won."
+    "Per dataset, `per_class`, method: runs, the share stopped before the cap, LP-FT's share won."
     g = grid.assign(tuned_won=grid.best_stage.ne("frozen").where(grid.method == "lp_ft"))
     out = g.groupby(["dataset", "per_class", "method"], sort=False).agg(
         runs=("seed", "size"), stopped_early=("stopped_early", "mean"),
@@ -331,7 +331,7 @@ def stop_report(grid: pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/05b_sizes.ipynb #s019b
 def rate_report(selection: pd.DataFrame) -> pd.DataFrame:
-    "Per dataset, size and method: the rate of lowest validation loss, is it inside, how many tie."
+    "Per dataset, `per_class`, method: the rate of lowest validation loss, is it inside, ties."
     rows = []
     for (d, n, m), g in selection.groupby(["dataset", "per_class", "method"], sort=False):
         first = g.sort_values(["valid_loss", "stage_loss"]).iloc[0]
@@ -343,7 +343,7 @@ def rate_report(selection: pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/05b_sizes.ipynb #s020a
 def finished_cells(grid: pd.DataFrame, seeds: int, methods: tuple = SIZE_METHODS) -> pd.DataFrame:
-    "The runs of the cells (dataset, size) where every one of `methods` ran `seeds` seeds."
+    "The runs of the cells (dataset, `per_class`) where every one of `methods` ran `seeds` seeds."
     full = lambda g: all(g.seed[g.method == m].nunique() >= seeds for m in methods)
     done = [k for k, g in grid.groupby(["dataset", "per_class"], sort=False) if full(g)]
     keep = pd.Series(list(zip(grid.dataset, grid.per_class))).isin(done).to_numpy()
