@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The book's reference results, made with the commands below (each results folder also records the command that
 # made it, with the ftbook version and commit, the date, the device and the wall time, in provenance.json).
-# Usage: bash results/reference.sh [OUT [PART...]]   OUT defaults to results/; PART is any of sizes, study, recipe
-# (default: all three). The datasets come from $FTBOOK_DATA or are downloaded once. Every command resumes where
+# Usage: bash results/reference.sh [OUT [PART...]]   OUT defaults to results/; PART is any of sizes, study, recipe,
+# trust (default: all four). The datasets come from $FTBOOK_DATA or are downloaded once. Every command resumes where
 # it stopped when run again. On a GPU the parts run side by side (each writes its own folder); on a CPU one after
 # another: hours on 2 cores.
 set -euo pipefail
 out=$(realpath -m "${1:-$(dirname "$0")}")
 parts=("${@:2}")
-[ ${#parts[@]} -gt 0 ] || parts=(sizes study recipe)
+[ ${#parts[@]} -gt 0 ] || parts=(sizes study recipe trust)
 data=$(python3 -c "from ftbook.core import data_root; print(data_root().parent)")
 cd "$data"
 lite0="--size 160 --arch efficientnet_lite0"
@@ -48,8 +48,19 @@ recipe() {  # the default recipe on both datasets, and what its models say about
     [ -n "${RECIPE_RUNS:-}" ] || rm -rf "$runs"
 }
 
+trust() {  # chapter 07c: calibration and unknown scores per method under the data-size protocol, far and near
+    # unknowns; it starts from the data-size trials at 20 per class (same keys, same protocol), so on a GPU, where
+    # the parts run side by side, it may choose some rates itself
+    mkdir -p "$out/trust"
+    for f in lr_selection.csv lr_selection_curves.csv; do
+        [ -e "$out/trust/$f" ] || [ ! -e "$out/sizes/$f" ] || cp "$out/sizes/$f" "$out/trust/$f"
+    done
+    ftbook trust-study hymenoptera_data clothing-dataset-small --per-class 20 --seeds 5 $lite0 \
+        --out "$out/trust"
+}
+
 for part in "${parts[@]}"; do
-    case $part in sizes|study|recipe) ;; *) echo "reference.sh: unknown part '$part'" >&2; exit 2;; esac
+    case $part in sizes|study|recipe|trust) ;; *) echo "reference.sh: unknown part '$part'" >&2; exit 2;; esac
 done
 if python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
     pids=()
