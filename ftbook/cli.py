@@ -616,7 +616,7 @@ def _trust_study(args) -> int:
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
     from ftbook.sizes import SELECTION_KEYS
-    from ftbook.trust import TRUST_KEYS, TRUST_METHODS, trust_grid, trust_summary
+    from ftbook.trust import TRUST_KEYS, TRUST_METHODS, trust_grid, trust_tables
     def on_run(r):
         print(f"{r['dataset']:>16} {r['unknowns'][:30]:<30} {r['method']:>9} seed {r['seed']}: "
               f"AUROC knn {r['knn_auroc']:.3f} msp {r['msp_auroc']:.3f}; ECE "
@@ -629,9 +629,9 @@ def _trust_study(args) -> int:
     runs = trust_grid(datasets, args.per_class, args.seeds, get_backbone(args.arch).name,
                       _size(args), log, selection, methods=tuple(args.methods or TRUST_METHODS),
                       held_out=args.held_out, draws=args.draws, on_run=on_run)
-    for metric in ("knn_auroc", "msp_auroc", "ece"):
-        print(f"{metric}, mean [95 % interval] over seeds:")
-        print(trust_summary(runs, metric).round(3).to_string(index=False))
+    for title, table in trust_tables(runs).items():  # paired by seed, with 95 % intervals
+        print(f"{title}:")
+        print(table.round(3).to_string(index=False))
     print(f"wrote {args.out}/: runs.csv, lr_selection.csv, provenance.json")
     return 0
 

@@ -27,7 +27,7 @@ from .train import EarlyStopping, fit, setup_run
 
 # %% auto #0
 __all__ = ['SIZE_METHODS', 'RATES', 'RUN_KEYS', 'SELECTION_KEYS', 'Protocol', 'protocol_plan', 'protocol_fit', 'lp_ft_fit',
-           'fastai_fit', 'protocol_train', 'size_run', 'widened', 'choose_rate', 'size_cell', 'size_grid',
+           'fastai_fit', 'protocol_train', 'stop_facts', 'size_run', 'widened', 'choose_rate', 'size_cell', 'size_grid',
            'mean_interval', 'size_summary', 'vs_probe', 'crossover', 'plot_sizes', 'crossover_text', 'crossovers',
            'stop_report', 'rate_report', 'finished_cells', 'save_size_plots']
 
@@ -127,6 +127,17 @@ def protocol_train(sub: pd.DataFrame, method: str, arch: str, size: int, p: Prot
         h = protocol_fit(run, plan, p, n_train, seed, device, cached=method == "probe")
     return h, run.model, lr
 
+# %% ../nbs/05b_sizes.ipynb #s011e4
+def stop_facts(h: pd.DataFrame, method: str, cap: int) -> dict:
+    "What the protocol did in history `h`: epochs, stopped before the cap, the kept weights' stage."
+    best, last = h.loc[h.valid_loss.idxmin()], h.stage.iloc[-1]
+    one_epoch = None if method in ("probe", "lp_ft") else "frozen"  # fine_tune's first: no cap
+    capped = [stage for stage in dict.fromkeys(h.stage) if stage != one_epoch]
+    return dict(cap=cap, epochs=int(h.epoch.max()),
+                stopped_early=all((h.stage == stage).sum() < cap for stage in capped),
+                best_epoch=int(best.epoch), best_stage=best.stage, valid_loss=best.valid_loss,
+                stage_loss=h.valid_loss[h.stage == last].min(), valid_accuracy=best.accuracy)
+
 # %% ../nbs/05b_sizes.ipynb #s011g
 def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, p: Protocol, seed: int,
              lr: float | None = None, probe_lr: float | None = None,
@@ -140,17 +151,10 @@ def size_run(sub: pd.DataFrame, method: str, arch: str, size: int, p: Protocol, 
     test = image_loader(sub[sub["split"] == "test"], size, get_backbone(arch).stats, vocab, bs,
                         cache_images=False)
     test_loss, test_accuracy = evaluate(model, test, device)
-    best, last = h.loc[h.valid_loss.idxmin()], h.stage.iloc[-1]
     probe_lr = probe_lr if method == "lp_ft" else None
-    one_epoch = None if method in ("probe", "lp_ft") else "frozen"  # fine_tune's first: no cap
-    capped = [stage for stage in dict.fromkeys(h.stage) if stage != one_epoch]
-    row = dict(n_train=n_train, n_classes=len(vocab), bs=bs, lr=lr, probe_lr=probe_lr, cap=cap,
-               epochs=int(h.epoch.max()),
-               stopped_early=all((h.stage == stage).sum() < cap for stage in capped),
-               best_epoch=int(best.epoch), best_stage=best.stage, valid_loss=best.valid_loss,
-               stage_loss=h.valid_loss[h.stage == last].min(),
-               valid_accuracy=best.accuracy, test_loss=test_loss, test_accuracy=test_accuracy,
-               seconds=seconds, images_per_second=stage_throughput(h)[last])
+    row = dict(n_train=n_train, n_classes=len(vocab), bs=bs, lr=lr, probe_lr=probe_lr,
+               **stop_facts(h, method, cap), test_loss=test_loss, test_accuracy=test_accuracy,
+               seconds=seconds, images_per_second=stage_throughput(h)[h.stage.iloc[-1]])
     curve = h.dropna(subset=["valid_loss"])[["epoch", "stage", "train_loss", "valid_loss",
                                              "accuracy"]]
     return row, curve.reset_index(drop=True)

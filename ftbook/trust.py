@@ -13,10 +13,11 @@ from torch import nn
 from .evaluation import knn_score
 
 # %% auto #0
-__all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'calibration_error', 'nll', 'fit_temperature',
-           'reliability', 'plot_reliability', 'msp_score', 'energy_score', 'threshold_for', 'ood_metrics',
-           'temperature_rule', 'fit_trust', 'calibration', 'evaluate_trust', 'part_outputs', 'trust_metrics',
-           'trust_cells', 'trust_run', 'trust_grid', 'trust_summary', 'trust_differences']
+__all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'SETTING', 'calibration_error', 'nll',
+           'fit_temperature', 'reliability', 'plot_reliability', 'msp_score', 'energy_score', 'threshold_for',
+           'ood_metrics', 'temperature_rule', 'fit_trust', 'calibration', 'evaluate_trust', 'part_outputs',
+           'trust_metrics', 'trust_cells', 'trust_run', 'trust_grid', 'trust_summary', 'trust_differences',
+           'trust_tables']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -252,8 +253,10 @@ def part_outputs(model, parts: dict, vocab: list, size: int, stats, bs: int, dev
 def trust_metrics(out: dict, labels: dict, accept: float = 0.95, bins: int = 15) -> dict:
     "Test accuracy, ECE and NLL around the temperature chosen on valid, each score's AUROC, FPR."
     logits, y = out["test"][1], labels["test"]
-    t = temperature_rule(out["valid"][1], labels["valid"])["temperature"]
+    rule = temperature_rule(out["valid"][1], labels["valid"])
+    t = rule["temperature"]
     row = dict(test_accuracy=float((logits.argmax(1) == y).double().mean()), temperature=t,
+               temperature_used=rule["used"],
                ece_before_temperature=calibration_error(logits.softmax(1), y, bins),
                ece=calibration_error((logits / t).softmax(1), y, bins),
                nll_before_temperature=nll(logits, y), nll=nll(logits, y, t))
@@ -266,7 +269,7 @@ def trust_metrics(out: dict, labels: dict, accept: float = 0.95, bins: int = 15)
     return row
 
 # %% ../nbs/07c_trust.ipynb #t029f
-def trust_cells(datasets: dict, held_out: int = 3, draws: int = 3) -> list[tuple]:
+def trust_cells(datasets: dict, held_out: int = 3, draws: int = 3, seed: int = 0) -> list[tuple]:
     "(dataset, unknowns, known items, unknown photos): far (the others' tests), then near draws."
     cells = []
     for name, items in datasets.items():
@@ -276,7 +279,8 @@ def trust_cells(datasets: dict, held_out: int = 3, draws: int = 3) -> list[tuple
         classes = sorted(items.label.unique())
         if len(classes) < held_out + 2: continue
         for draw in range(draws):
-            held = sorted(np.random.default_rng(draw).choice(classes, held_out, replace=False))
+            rng = np.random.default_rng((seed, draw))  # each seed its own held-out classes
+            held = sorted(rng.choice(classes, held_out, replace=False))
             out = items.label.isin(held)
             cells.append((name, "near: " + ", ".join(held), items[~out].reset_index(drop=True),
                           items[out & (items.split == "test")].reset_index(drop=True)))
@@ -288,7 +292,7 @@ def trust_run(sub, unknown, method: str, arch: str, size: int, p, seed: int, lr:
     "Train `method` on `sub` under protocol `p` (chapter 05b); `trust_metrics` of its kept weights."
     import time
     from ftbook.models import get_backbone
-    from ftbook.sizes import protocol_train
+    from ftbook.sizes import protocol_train, stop_facts
     t0 = time.perf_counter()
     h, model, lr = protocol_train(sub, method, arch, size, p, seed, lr, probe_lr, device)
     vocab = sorted(sub.loc[sub.split == "train", "label"].unique())
@@ -296,10 +300,9 @@ def trust_run(sub, unknown, method: str, arch: str, size: int, p, seed: int, lr:
     out = part_outputs(model, {**parts, "unknown": unknown}, vocab, size,
                        get_backbone(arch).stats, p.batch(len(parts["train"])), device)
     labels = {s: torch.tensor([vocab.index(c) for c in parts[s].label]) for s in ("valid", "test")}
-    best = h.loc[h.valid_loss.idxmin()]
     return dict(n_train=len(parts["train"]), n_classes=len(vocab), n_unknown=len(unknown), lr=lr,
-                probe_lr=probe_lr if method == "lp_ft" else None, epochs=int(h.epoch.max()),
-                best_stage=best.stage, valid_loss=best.valid_loss, **trust_metrics(out, labels),
+                probe_lr=probe_lr if method == "lp_ft" else None,
+                **stop_facts(h, method, p.cap(len(parts["train"]))), **trust_metrics(out, labels),
                 seconds=time.perf_counter() - t0)
 
 # %% ../nbs/07c_trust.ipynb #t029i
@@ -325,45 +328,59 @@ def trust_grid(datasets: dict, per_class: int | None, seeds: int, arch: str, siz
             rates[name, method] = choose_rate(subset(datasets[name], per_class, p.tune_seed),
                                               method, key, p, selection, trial)
         return rates[name, method]
-    for name, unknowns, items, unknown in trust_cells(datasets, held_out, draws):
-        for seed in range(seeds):
+    keys = []
+    for seed in range(seeds):
+        for name, unknowns, items, unknown in trust_cells(datasets, held_out, draws, seed):
             sub = subset(items, per_class, seed)
             for method in methods:
                 key = dict(dataset=name, unknowns=unknowns, per_class=per, seed=seed,
                            method=method, arch=arch, size=size)
+                keys.append(tuple(str(v) for v in key.values()))
                 if log.has(key): continue
                 row = trust_run(sub, unknown, method, arch, size, p, seed, rate(name, method),
                                 rate(name, "probe"), device)
                 log.append({**key, **row})
                 if on_run is not None: on_run({**key, **row})
-    return log.runs()
+    runs = log.runs()  # this grid's runs only: a folder may hold others
+    mine = [tuple(str(v) for v in r) for r in runs[list(TRUST_KEYS)].itertuples(index=False)]
+    return runs[pd.Series(mine).isin(set(keys)).to_numpy()].reset_index(drop=True)
 
 # %% ../nbs/07c_trust.ipynb #t029l
-TRUST_METRICS = ("test_accuracy", "ece_before_temperature", "ece", "knn_auroc", "msp_auroc",
-                 "energy_auroc", "knn_fpr95", "msp_fpr95", "energy_fpr95")
+TRUST_METRICS = ("test_accuracy", "ece_before_temperature", "ece", "nll_before_temperature", "nll",
+                 "knn_auroc", "msp_auroc", "energy_auroc", "knn_fpr95", "msp_fpr95", "energy_fpr95")
+SETTING = ["dataset", "per_class", "arch", "size"]
 
 def _per_seed(runs: pd.DataFrame) -> pd.DataFrame:
-    "One row per dataset, kind of unknowns (far, near), method and seed: near draws averaged."
-    kinds = runs.assign(unknowns=runs.unknowns.str.split(":").str[0])
-    keys = ["dataset", "unknowns", "method", "seed"]
+    "Per setting, kind of unknowns (far, near), method and complete seed: near draws averaged."
+    runs = runs.assign(kind=runs.unknowns.str.split(":").str[0],
+                       per_class=runs.per_class.astype(str))
+    per = runs.groupby(SETTING + ["seed"])
+    cells = per.unknowns.transform("nunique")
+    most = cells.groupby([runs[k] for k in SETTING]).transform("max")  # a finished seed's cells
+    methods = runs.groupby(SETTING).method.transform("nunique")
+    done = (cells == most) & (per.method.transform("size") == most * methods)  # all of them
+    kinds = runs[done].drop(columns="unknowns").rename(columns=dict(kind="unknowns"))
+    keys = SETTING + ["unknowns", "method", "seed"]
     return kinds.groupby(keys, sort=False)[list(TRUST_METRICS)].mean().reset_index()
 
 # %% ../nbs/07c_trust.ipynb #t029m
 def trust_summary(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    "Per dataset, kind of unknowns and method: `metric`'s mean and 95 % interval over seeds."
+    "Per setting, kind of unknowns and method: `metric`'s mean and 95 % interval over seeds."
     from ftbook.sizes import mean_interval
-    rows = [dict(dataset=d, unknowns=u, method=m, seeds=len(g),
-                 **dict(zip(("mean", "lo", "hi"), mean_interval(g[metric]))))
-            for (d, u, m), g in _per_seed(runs).groupby(["dataset", "unknowns", "method"],
-                                                        sort=False)]
+    keys = SETTING + ["unknowns", "method"]
+    rows = [dict(zip(keys, k), seeds=len(g), **dict(zip(("mean", "lo", "hi"),
+                                                         mean_interval(g[metric]))))
+            for k, g in _per_seed(runs).groupby(keys, sort=False)]
     return pd.DataFrame(rows)
 
 # %% ../nbs/07c_trust.ipynb #t029n
 def trust_differences(runs: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     "`b` − `a`, paired by seed: two methods (each metric) or two metric columns (each method)."
     from ftbook.study import paired_interval
+    if (a in TRUST_METRICS) != (b in TRUST_METRICS):
+        raise ValueError(f"compare two methods or two metrics, not {a!r} with {b!r}")
     seeds, rows = _per_seed(runs), []
-    for (d, u), g in seeds.groupby(["dataset", "unknowns"], sort=False):
+    for k, g in seeds.groupby(SETTING + ["unknowns"], sort=False):
         if a in TRUST_METRICS:  # two scores or metrics, within each method
             pairs = {m: (x[a], x[b]) for m, x in g.groupby("method", sort=False)}
         else:  # two methods, on each metric
@@ -373,6 +390,22 @@ def trust_differences(runs: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
             pairs = {k: (wide[a].loc[common, k], wide[b].loc[common, k]) for k in TRUST_METRICS}
         for what, (x, y) in pairs.items():
             iv = paired_interval(x, y)
-            rows.append(dict(dataset=d, unknowns=u, what=what, diff=iv.mean, lo=iv.lo, hi=iv.hi,
-                             seeds=iv.n))
+            rows.append(dict(zip(SETTING + ["unknowns"], k), what=what, diff=iv.mean, lo=iv.lo,
+                             hi=iv.hi, seeds=iv.n))
     return pd.DataFrame(rows)
+
+# %% ../nbs/07c_trust.ipynb #t029n3
+def trust_tables(runs: pd.DataFrame) -> dict:
+    "Titled tables: methods paired by seed, the kNN score against the others, LP-FT's kept stage."
+    shown = ["knn_auroc", "msp_auroc", "energy_auroc", "knn_fpr95", "ece_before_temperature", "ece"]
+    out = {f"{b} - {a}": trust_differences(runs, a, b)
+           for a, b in (("probe", "fine_tune"), ("probe", "lp_ft"), ("fine_tune", "lp_ft"))
+           if {a, b} <= set(runs.method)}
+    out = {title: t[t.what.isin(shown)] for title, t in out.items() if len(t)}
+    for other in ("msp_auroc", "energy_auroc"):
+        out[f"knn_auroc - {other}"] = trust_differences(runs, other, "knn_auroc")
+    lp = runs[runs.method == "lp_ft"].assign(per_class=lambda r: r.per_class.astype(str))
+    if len(lp):
+        kept = lp.best_stage.eq("frozen").groupby([lp[k] for k in SETTING]).mean()
+        out["LP-FT kept its probe's weights (share of runs)"] = kept.reset_index(name="share")
+    return out

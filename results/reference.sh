@@ -49,8 +49,7 @@ recipe() {  # the default recipe on both datasets, and what its models say about
 }
 
 trust() {  # chapter 07c: calibration and unknown scores per method under the data-size protocol, far and near
-    # unknowns; it starts from the data-size trials at 20 per class (same keys, same protocol), so on a GPU, where
-    # the parts run side by side, it may choose some rates itself
+    # unknowns; it starts from the data-size trials at 20 per class (same keys, same protocol), so it runs last
     mkdir -p "$out/trust"
     for f in lr_selection.csv lr_selection_curves.csv; do
         [ -e "$out/trust/$f" ] || [ ! -e "$out/sizes/$f" ] || cp "$out/sizes/$f" "$out/trust/$f"
@@ -65,11 +64,13 @@ done
 if python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
     pids=()
     for part in "${parts[@]}"; do
+        [ "$part" = trust ] && continue  # after the others: it starts from the finished sizes trials
         ( "$part" 2>&1 | sed -u "s/^/[$part] /" ) &
         pids+=($!)
     done
     failed=0
     for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+    if [[ " ${parts[*]} " == *" trust "* ]]; then trust 2>&1 | sed -u "s/^/[trust] /" || failed=1; fi
     exit $failed
 fi
 for part in "${parts[@]}"; do "$part"; done
