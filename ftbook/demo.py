@@ -345,17 +345,19 @@ def url_of(sock) -> str:
 def running(app, sock=None):
     "The base URL of `app`, served by uvicorn from a thread (on `sock`, else any port) while in."
     import time
-    import uvicorn
     sock = bind("127.0.0.1", 0) if sock is None else sock
-    server = uvicorn.Server(_config(app))
-    thread = threading.Thread(target=server.run, kwargs=dict(sockets=[sock]), daemon=True)
-    thread.start()
-    try:
+    thread = None
+    try:  # the socket is closed however it ends, a Ctrl+C while starting included
+        import uvicorn
+        server = uvicorn.Server(_config(app))
+        thread = threading.Thread(target=server.run, kwargs=dict(sockets=[sock]), daemon=True)
+        thread.start()
         while not server.started and thread.is_alive(): time.sleep(0.01)
         yield url_of(sock)
     finally:
-        server.should_exit = True  # uvicorn finishes its requests (5 s at most) and stops
-        thread.join()
+        if thread is not None and thread.is_alive():
+            server.should_exit = True  # uvicorn finishes its requests (5 s at most) and stops
+            thread.join()
         sock.close()
 
 def serve(app, sock) -> None:
@@ -368,7 +370,9 @@ def serve(app, sock) -> None:
         with running(app, sock):
             while True: time.sleep(1)
     except KeyboardInterrupt: pass  # also while it was starting
-    finally: signal.signal(signal.SIGTERM, previous)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()  # if the Ctrl+C came before `running` took it
 
 # %% ../nbs/07e_demo.ipynb #e033
 def load_test(url: str, photos: list, clients: int = 8, requests: int = 50):

@@ -141,12 +141,12 @@ def test_a_run_writes_its_files_and_keeps_the_best_weights(run):
     best = h.loc[h.valid_loss.idxmin()]
     assert (m["best_epoch"], m["best_valid_accuracy"], m["best_valid_loss"]) == (best.epoch, best.accuracy, best.valid_loss)
     assert m["max_valid_accuracy"] == h.accuracy.max() and m["final_valid_accuracy"] == h.accuracy.iloc[-1]
-    assert m["saved"]["model"] == f"best weights by validation loss (epoch {int(best.epoch)}, probe)"
+    assert m["saved"]["model"] == f"best weights by validation loss (epoch {int(best.epoch)}, frozen)"
     saved = torch.load(out / "model.pth", weights_only=True)  # tensors and plain values only
     ckpt = torch.load(out / "checkpoints" / "best.pth", weights_only=True)["model"]
     assert all(torch.equal(saved["state_dict"][k].cpu(), v.cpu()) for k, v in ckpt.items())
     assert m["valid"]["accuracy"] == pytest.approx(best.accuracy)  # the saved model, rescored
-    assert set(m["images_per_second"]) == {"probe"} and m["images_per_second"]["probe"] > 0
+    assert set(m["images_per_second"]) == {"frozen"} and m["images_per_second"]["frozen"] > 0
     assert m["settings"]["method"] == "probe" and m["data"]["classes"] == ["circle", "square"]
     assert "test" in m and m["test"]["n"] == 6 and "balanced_accuracy" in m["test"]
     assert "saved model.pth: best weights by validation loss" in r.stdout and "test accuracy" in r.stdout
