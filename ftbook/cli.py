@@ -359,8 +359,8 @@ def _predict(args) -> int:
     for path, why in skipped: say("predict", f"skipped {path}: {why}")
     if table.empty: raise ValueError("no readable image among the given paths")
     if "unknown" not in table and not args.no_unknown:
-        say("predict", f"{args.model}: saved without a threshold for unknown photos (an older "
-            "ftbook): every photo gets one of its classes")
+        say("predict", f"{args.model}: saved without a threshold for unknown photos (a last.pth, "
+            "or a file of an older ftbook): every photo gets one of its classes")
     flags = table.pop("unknown") if "unknown" in table else [False] * len(table)
     scores = table.pop("ood_score") if "ood_score" in table else None
     for row, unknown in zip(table.itertuples(index=False), flags):

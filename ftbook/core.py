@@ -321,12 +321,18 @@ class ResultsLog:
         if not self.runs_file.exists(): return pd.DataFrame(columns=list(self.keys))
         return read_results(self.runs_file)
 
-    def done(self) -> set:
-        "The keys (tuples of `keys`' values, as text) of the runs already recorded."
-        runs = self.runs()
-        return {tuple(str(v) for v in r) for r in runs[list(self.keys)].itertuples(index=False)}
+    def _text(self, values) -> tuple: return tuple(str(v) for v in values)  # as a CSV reads back
 
-    def has(self, key: dict) -> bool: return tuple(str(key[k]) for k in self.keys) in self.done()
+    def done(self) -> list:
+        "The keys (tuples of `keys`' values, as text) of the runs recorded, in their order."
+        return [self._text(r) for r in self.runs()[list(self.keys)].itertuples(index=False)]
+
+    def has(self, key: dict) -> bool: return self._text(key[k] for k in self.keys) in self.done()
+
+    def of(self, keys: list) -> "pd.DataFrame":
+        "The recorded runs of `keys` (dicts): one grid's runs, where the folder holds others too."
+        wanted = {self._text(key[k] for k in self.keys) for key in keys}
+        return self.runs()[[k in wanted for k in self.done()]].reset_index(drop=True)
 
     def get(self, key: dict) -> tuple[dict, "pd.DataFrame"]:
         "The recorded row of `key` and its curve (empty if none was recorded)."
@@ -417,7 +423,9 @@ def reference(name: str) -> Reference:
     if not (folder / "runs.csv").exists():
         raise FileNotFoundError(f"{folder}: no reference results "
                                 "(bash results/reference.sh makes them)")
-    return Reference(name, read_results(folder / "runs.csv"), read_results(folder / "curves.csv"),
+    curves = folder / "curves.csv"  # a grid without per-epoch curves (the trust study) has none
+    return Reference(name, read_results(folder / "runs.csv"),
+                     read_results(curves) if curves.exists() else pd.DataFrame(),
                      json.loads((folder / "provenance.json").read_text()))
 
 # %% ../nbs/00_core.ipynb #c035g

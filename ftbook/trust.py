@@ -13,11 +13,11 @@ from torch import nn
 from .evaluation import knn_score
 
 # %% auto #0
-__all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'SETTING', 'calibration_error', 'nll',
-           'fit_temperature', 'reliability', 'plot_reliability', 'msp_score', 'energy_score', 'threshold_for',
-           'ood_metrics', 'temperature_rule', 'fit_trust', 'calibration', 'evaluate_trust', 'part_outputs',
-           'trust_metrics', 'trust_cells', 'trust_run', 'trust_grid', 'trust_summary', 'trust_differences',
-           'trust_tables']
+__all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'SETTING', 'CONTRASTS', 'METHOD_METRICS',
+           'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability', 'msp_score',
+           'energy_score', 'threshold_for', 'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust',
+           'calibration', 'evaluate_trust', 'trust_metrics', 'trust_cells', 'trust_run', 'trust_grid', 'trust_summary',
+           'trust_differences', 'trust_tables', 'reading', 'trust_verdict', 'verdict_lines']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -106,6 +106,20 @@ def ood_metrics(known, unknown, accept: float = 0.95) -> dict:
     y = np.r_[np.zeros(len(known)), np.ones(len(unknown))]
     auroc = roc_auc_score(y, np.r_[known, unknown])
     return dict(auroc=float(auroc), fpr95=float((unknown <= threshold_for(known, accept)).mean()))
+
+# %% ../nbs/07c_trust.ipynb #t015q
+def part_outputs(model, parts: dict, vocab: list, size: int, stats, bs: int, device) -> dict:
+    "Per part (name -> items): the pooled body features and the logits, float64 on the CPU."
+    from ftbook.data import image_loader
+    from ftbook.features import body_features
+    readable = lambda x: x if x.label.isin(vocab).all() else x.assign(label=vocab[0])  # unread
+    loaders = [image_loader(readable(x), size, stats, vocab, bs, cache_images=False)
+               for x in parts.values()]
+    fc = model.head.fc
+    feats = body_features(model, loaders, device)  # the model in eval mode
+    with torch.no_grad():
+        return {k: (ds.tensors[0].double().cpu(), fc(ds.tensors[0].to(device)).double().cpu())
+                for k, ds in zip(parts, feats)}
 
 # %% ../nbs/07c_trust.ipynb #t020b
 TEMPERATURE_BOUNDS = (0.25, 4.0)
@@ -236,19 +250,6 @@ def _write_trust(sc: dict, outputs: dict, meta: dict, out, split: str) -> None:
 TRUST_METHODS = ("probe", "fine_tune", "lp_ft")
 TRUST_KEYS = ("dataset", "unknowns", "per_class", "seed", "method", "arch", "size")
 
-def part_outputs(model, parts: dict, vocab: list, size: int, stats, bs: int, device) -> dict:
-    "Per part (name -> items): the pooled body features and the logits, float64 on the CPU."
-    from ftbook.data import image_loader
-    from ftbook.features import body_features
-    readable = lambda x: x if x.label.isin(vocab).all() else x.assign(label=vocab[0])  # unread
-    loaders = [image_loader(readable(x), size, stats, vocab, bs, cache_images=False)
-               for x in parts.values()]
-    fc = model.head.fc
-    feats = body_features(model, loaders, device)  # the model in eval mode
-    with torch.no_grad():
-        return {k: (ds.tensors[0].double().cpu(), fc(ds.tensors[0].to(device)).double().cpu())
-                for k, ds in zip(parts, feats)}
-
 # %% ../nbs/07c_trust.ipynb #t029d
 def trust_metrics(out: dict, labels: dict, accept: float = 0.95, bins: int = 15) -> dict:
     "Test accuracy, ECE and NLL around the temperature chosen on valid, each score's AUROC, FPR."
@@ -335,15 +336,13 @@ def trust_grid(datasets: dict, per_class: int | None, seeds: int, arch: str, siz
             for method in methods:
                 key = dict(dataset=name, unknowns=unknowns, per_class=per, seed=seed,
                            method=method, arch=arch, size=size)
-                keys.append(tuple(str(v) for v in key.values()))
+                keys.append(key)
                 if log.has(key): continue
                 row = trust_run(sub, unknown, method, arch, size, p, seed, rate(name, method),
                                 rate(name, "probe"), device)
                 log.append({**key, **row})
                 if on_run is not None: on_run({**key, **row})
-    runs = log.runs()  # this grid's runs only: a folder may hold others
-    mine = [tuple(str(v) for v in r) for r in runs[list(TRUST_KEYS)].itertuples(index=False)]
-    return runs[pd.Series(mine).isin(set(keys)).to_numpy()].reset_index(drop=True)
+    return log.of(keys)  # this grid's runs only: a folder may hold others
 
 # %% ../nbs/07c_trust.ipynb #t029l
 TRUST_METRICS = ("test_accuracy", "ece_before_temperature", "ece", "nll_before_temperature", "nll",
@@ -397,7 +396,8 @@ def trust_differences(runs: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
 # %% ../nbs/07c_trust.ipynb #t029n3
 def trust_tables(runs: pd.DataFrame) -> dict:
     "Titled tables: methods paired by seed, the kNN score against the others, LP-FT's kept stage."
-    shown = ["knn_auroc", "msp_auroc", "energy_auroc", "knn_fpr95", "ece_before_temperature", "ece"]
+    shown = ["knn_auroc", "msp_auroc", "energy_auroc", "knn_fpr95", "msp_fpr95", "energy_fpr95",
+             "ece_before_temperature", "ece", "nll"]
     out = {f"{b} - {a}": trust_differences(runs, a, b)
            for a, b in (("probe", "fine_tune"), ("probe", "lp_ft"), ("fine_tune", "lp_ft"))
            if {a, b} <= set(runs.method)}
@@ -409,3 +409,38 @@ def trust_tables(runs: pd.DataFrame) -> dict:
         kept = lp.best_stage.eq("frozen").groupby([lp[k] for k in SETTING]).mean()
         out["LP-FT kept its probe's weights (share of runs)"] = kept.reset_index(name="share")
     return out
+
+# %% ../nbs/07c_trust.ipynb #t029v1
+def reading(r, min_seeds: int = 5) -> str:
+    "A paired difference (a `trust_differences` row) as text: mean, 95 % interval, what it allows."
+    if r.seeds < min_seeds: call = f"seeds: {int(r.seeds)}, too few to call"
+    elif r.lo == r.hi == 0: call = "identical in every seed"  # e.g. LP-FT that kept its probe
+    elif r.lo > 0 or r.hi < 0: call = "interval excludes 0"
+    else: call = "interval includes 0: no call"
+    return f"{r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}] ({call})"
+
+# %% ../nbs/07c_trust.ipynb #t029v2
+CONTRASTS = [("score", f"{o}_{m}", f"knn_{m}", f"kNN - {o} {m.upper()}")  # a score vs kNN
+             for m in ("auroc", "fpr95") for o in ("msp", "energy")]
+CONTRASTS += [("method", "probe", m, f"{m} - probe") for m in ("fine_tune", "lp_ft")]
+CONTRASTS += [("temperature", f"{c}_before_temperature", c, f"{c.upper()} after - before the "
+               "temperature") for c in ("ece", "nll")]
+METHOD_METRICS = ("knn_auroc", "msp_auroc", "ece_before_temperature", "ece", "nll")
+
+# %% ../nbs/07c_trust.ipynb #t029v3
+def trust_verdict(runs: pd.DataFrame, min_seeds: int = 5) -> pd.DataFrame:
+    "Every paired reading the answer rests on: per setting, kind of unknowns and `CONTRASTS` row."
+    rows = []
+    for question, a, b, title in CONTRASTS:
+        if question == "method" and b not in set(runs.method): continue
+        t = trust_differences(runs, a, b)
+        if question == "method": t = t[t.what.isin(METHOD_METRICS)]
+        rows += [dict(r[SETTING + ["unknowns"]], question=question, contrast=title, what=r.what,
+                      diff=r["diff"], lo=r.lo, hi=r.hi, seeds=r.seeds, text=reading(r, min_seeds))
+                 for _, r in t.iterrows()]
+    return pd.DataFrame(rows)
+
+def verdict_lines(v: pd.DataFrame) -> list[str]:
+    "One line per dataset, kind of unknowns and contrast of `trust_verdict` rows."
+    return [f"{d}, {u} unknowns, {c}: " + "; ".join(f"{w} {t}" for w, t in zip(g.what, g.text))
+            for (d, u, c), g in v.groupby(["dataset", "unknowns", "contrast"], sort=False)]
