@@ -390,6 +390,7 @@ class Reference:
     runs: "pd.DataFrame"
     curves: "pd.DataFrame"
     provenance: dict
+    trials: int = 0  # rows of the folder's lr_selection.csv: runs that chose a rate, none reported
 
     def line(self) -> str:
         "Where these results come from, in one line: every command, commit and device they used."
@@ -401,12 +402,16 @@ class Reference:
         commands = every(" ".join(map(local, str(i["command"]).split())) for i in runs)
         devices = every(str(i["device"]) for i in runs)
         short = lambda c: str(c)[:7] + ("+dirty" if str(c).endswith("+dirty") else "")
-        commits = ", ".join(dict.fromkeys(short(i["commit"]) for i in runs))
+        count = lambda n, what: f"{n} {what}{'s' * (n != 1)}"
+        made = {}  # runs recorded per commit
+        for i in runs: made[short(i["commit"])] = made.get(short(i["commit"]), 0) + i["runs"]
+        commits = ", ".join(f"{c} ({count(n, 'run')})" for c, n in made.items())
         dates = span([i["date"][:10] for i in runs])
         hours = self.provenance["wall_seconds"] / 3600
+        trials = f" and {count(self.trials, 'rate trial')}" if self.trials else ""
         return (f"`{commands}` — ftbook {runs[-1]['ftbook']}, commit {commits}, {dates}, "
                 f"{devices}, torch {span([i['torch'] for i in runs])}; "
-                f"{len(self.runs)} runs, {hours:.1f} h of wall time")
+                f"{count(len(self.runs), 'run')}{trials}, {hours:.1f} h of wall time")
 
 # %% ../nbs/00_core.ipynb #c035jb
 def reference_dir() -> Path:
@@ -423,10 +428,11 @@ def reference(name: str) -> Reference:
     if not (folder / "runs.csv").exists():
         raise FileNotFoundError(f"{folder}: no reference results "
                                 "(bash results/reference.sh makes them)")
-    curves = folder / "curves.csv"  # a grid without per-epoch curves (the trust study) has none
+    curves, trials = folder / "curves.csv", folder / "lr_selection.csv"  # where a grid keeps them
     return Reference(name, read_results(folder / "runs.csv"),
                      read_results(curves) if curves.exists() else pd.DataFrame(),
-                     json.loads((folder / "provenance.json").read_text()))
+                     json.loads((folder / "provenance.json").read_text()),
+                     len(pd.read_csv(trials)) if trials.exists() else 0)
 
 # %% ../nbs/00_core.ipynb #c035g
 def needs(module: str, extra: str):
