@@ -323,16 +323,19 @@ class ResultsLog:
 
     def _text(self, values) -> tuple: return tuple(str(v) for v in values)  # as a CSV reads back
 
-    def done(self) -> list:
-        "The keys (tuples of `keys`' values, as text) of the runs recorded, in their order."
-        return [self._text(r) for r in self.runs()[list(self.keys)].itertuples(index=False)]
+    def done(self, runs: "pd.DataFrame | None" = None) -> list:
+        "The keys (tuples of `keys`' values, as text) of the runs recorded (or `runs`), in order."
+        runs = self.runs() if runs is None else runs
+        return [self._text(r) for r in runs[list(self.keys)].itertuples(index=False)]
 
     def has(self, key: dict) -> bool: return self._text(key[k] for k in self.keys) in self.done()
 
     def of(self, keys: list) -> "pd.DataFrame":
         "The recorded runs of `keys` (dicts): one grid's runs, where the folder holds others too."
-        wanted = {self._text(key[k] for k in self.keys) for key in keys}
-        return self.runs()[[k in wanted for k in self.done()]].reset_index(drop=True)
+        import pandas as pd
+        runs, wanted = self.runs(), {self._text(key[k] for k in self.keys) for key in keys}
+        mine = [k in wanted for k in self.done(runs)]
+        return runs[pd.Series(mine, index=runs.index, dtype=bool)].reset_index(drop=True)
 
     def get(self, key: dict) -> tuple[dict, "pd.DataFrame"]:
         "The recorded row of `key` and its curve (empty if none was recorded)."

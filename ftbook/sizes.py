@@ -335,14 +335,16 @@ def stop_report(grid: pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/05b_sizes.ipynb #s019b
 def rate_report(selection: pd.DataFrame) -> pd.DataFrame:
-    "Per dataset, `per_class`, method: the rate of lowest validation loss, is it inside, ties."
+    "Per dataset, `per_class`, method: the rate chosen, is it inside, ties on one and both losses."
     rows = []
     for (d, n, m), g in selection.groupby(["dataset", "per_class", "method"], sort=False):
         first = g.sort_values(["valid_loss", "stage_loss"]).iloc[0]
-        tied = (g.valid_loss == first.valid_loss) & (g.stage_loss == first.stage_loss)
+        valid_tied = g.valid_loss == first.valid_loss  # then the last stage's loss chose
+        tied = valid_tied & (g.stage_loss == first.stage_loss)  # then the first tried was kept
         rows.append(dict(dataset=d, per_class=n, method=m, lr=first.lr, tried=len(g),
                          lowest=g.lr.min(), highest=g.lr.max(),
-                         inside=g.lr.min() < first.lr < g.lr.max(), tied=int(tied.sum())))
+                         inside=g.lr.min() < first.lr < g.lr.max(),
+                         valid_tied=int(valid_tied.sum()), tied=int(tied.sum())))
     return pd.DataFrame(rows)
 
 # %% ../nbs/05b_sizes.ipynb #s020a

@@ -24,9 +24,9 @@ from .evaluation import evaluate
 from .train import EarlyStopping, fit, setup_run
 
 # %% auto #0
-__all__ = ['RULES', 'STUDY_KEYS', 'run_seeds', 'best_epoch', 'early_stop_epoch', 'epoch_stats', 'selection', 'mean_std',
-           'Interval', 'sign_flip_p', 'paired_interval', 'bootstrap_ci', 'verdict', 'test_scorer', 'fine_tune_budgets',
-           'plot_study', 'rule_intervals', 'budget_study', 'study_verdicts']
+__all__ = ['RULES', 'MIN_SEEDS', 'STUDY_KEYS', 'run_seeds', 'best_epoch', 'early_stop_epoch', 'epoch_stats', 'selection',
+           'mean_std', 'Interval', 'sign_flip_p', 'paired_interval', 'bootstrap_ci', 'verdict', 'reading',
+           'test_scorer', 'fine_tune_budgets', 'plot_study', 'rule_intervals', 'budget_study', 'study_verdicts']
 
 # %% ../nbs/05_overfitting.ipynb #c007
 def run_seeds(train: Callable[[int], pd.DataFrame], seeds: list[int], variant: str) -> pd.DataFrame:
@@ -136,6 +136,18 @@ def verdict(iv: Interval, longer: str, shorter: str, what: str = "accuracy") -> 
     if not iv.excludes_zero(): return f"{head} includes 0: no evidence that {longer} hurts or helps"
     side, effect = ("above", "helps") if iv.lo > 0 else ("below", "hurts")
     return f"{head} is {side} 0: {longer} {effect}"
+
+# %% ../nbs/05_overfitting.ipynb #c024r
+MIN_SEEDS = 5  # the fewest seeds a paired difference is called on
+
+def reading(r, min_seeds: int = MIN_SEEDS) -> str:
+    "A paired difference (a row with `diff`, `lo`, `hi`, `seeds`) as text: what it allows."
+    if r.seeds < min_seeds: call = f"seeds: {int(r.seeds)}, too few to call"
+    elif r.lo == r.hi == 0: call = "identical in every seed"  # e.g. LP-FT that kept its probe
+    elif r.lo > 0 or r.hi < 0: call = "interval excludes 0"
+    else: call = "interval includes 0: no call"
+    span = f"[{r.lo:+.3f}, {r.hi:+.3f}]" if r.seeds > 1 else "[no interval from one seed]"
+    return f"{r['diff']:+.3f} {span} ({call})"
 
 # %% ../nbs/05_overfitting.ipynb #c026
 def test_scorer(items: pd.DataFrame, arch: str, size: int, vocab: list, bs: int, device=None):

@@ -17,7 +17,7 @@ __all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS',
            'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability', 'msp_score',
            'energy_score', 'threshold_for', 'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust',
            'calibration', 'evaluate_trust', 'trust_metrics', 'trust_cells', 'trust_run', 'trust_grid', 'trust_summary',
-           'trust_differences', 'trust_tables', 'reading', 'trust_verdict', 'verdict_lines']
+           'trust_differences', 'trust_tables', 'trust_verdict', 'verdict_lines']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -410,15 +410,6 @@ def trust_tables(runs: pd.DataFrame) -> dict:
         out["LP-FT kept its probe's weights (share of runs)"] = kept.reset_index(name="share")
     return out
 
-# %% ../nbs/07c_trust.ipynb #t029v1
-def reading(r, min_seeds: int = 5) -> str:
-    "A paired difference (a `trust_differences` row) as text: mean, 95 % interval, what it allows."
-    if r.seeds < min_seeds: call = f"seeds: {int(r.seeds)}, too few to call"
-    elif r.lo == r.hi == 0: call = "identical in every seed"  # e.g. LP-FT that kept its probe
-    elif r.lo > 0 or r.hi < 0: call = "interval excludes 0"
-    else: call = "interval includes 0: no call"
-    return f"{r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}] ({call})"
-
 # %% ../nbs/07c_trust.ipynb #t029v2
 CONTRASTS = [("score", f"{o}_{m}", f"knn_{m}", f"kNN - {o} {m.upper()}")  # a score vs kNN
              for m in ("auroc", "fpr95") for o in ("msp", "energy")]
@@ -428,19 +419,25 @@ CONTRASTS += [("temperature", f"{c}_before_temperature", c, f"{c.upper()} after 
 METHOD_METRICS = ("knn_auroc", "msp_auroc", "ece_before_temperature", "ece", "nll")
 
 # %% ../nbs/07c_trust.ipynb #t029v3
-def trust_verdict(runs: pd.DataFrame, min_seeds: int = 5) -> pd.DataFrame:
+def trust_verdict(runs: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFrame:
     "Every paired reading the answer rests on: per setting, kind of unknowns and `CONTRASTS` row."
-    rows = []
+    from ftbook.study import MIN_SEEDS, reading
+    min_seeds, rows = min_seeds or MIN_SEEDS, []
     for question, a, b, title in CONTRASTS:
-        if question == "method" and b not in set(runs.method): continue
+        if question == "method" and not {a, b} <= set(runs.method): continue
         t = trust_differences(runs, a, b)
+        if t.empty: continue
         if question == "method": t = t[t.what.isin(METHOD_METRICS)]
         rows += [dict(r[SETTING + ["unknowns"]], question=question, contrast=title, what=r.what,
-                      diff=r["diff"], lo=r.lo, hi=r.hi, seeds=r.seeds, text=reading(r, min_seeds))
+                      diff=r["diff"], lo=r.lo, hi=r.hi, seeds=r.seeds,
+                      text=reading(r, min_seeds))
                  for _, r in t.iterrows()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SETTING + ["unknowns", "question", "contrast", "what", "diff",
+                                                 "lo", "hi", "seeds", "text"])
 
 def verdict_lines(v: pd.DataFrame) -> list[str]:
-    "One line per dataset, kind of unknowns and contrast of `trust_verdict` rows."
-    return [f"{d}, {u} unknowns, {c}: " + "; ".join(f"{w} {t}" for w, t in zip(g.what, g.text))
-            for (d, u, c), g in v.groupby(["dataset", "unknowns", "contrast"], sort=False)]
+    "One line per setting, kind of unknowns and contrast of `trust_verdict` rows."
+    keys = SETTING + ["unknowns", "contrast"]
+    return [f"{k[0]}, {k[1]} per class, {k[-2]} unknowns, {k[-1]}: "
+            + "; ".join(f"{w} {t}" for w, t in zip(g.what, g.text))
+            for k, g in v.groupby(keys, sort=False)]
