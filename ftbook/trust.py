@@ -435,6 +435,7 @@ def trust_verdict(runs: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFr
     return pd.DataFrame(rows, columns=SETTING + ["unknowns", "question", "contrast", "what", "diff",
                                                  "lo", "hi", "seeds", "text"])
 
+# %% ../nbs/07c_trust.ipynb #t029v4
 def verdict_lines(v: pd.DataFrame) -> list[str]:
     "One line per setting, kind of unknowns and contrast of `trust_verdict` rows."
     keys = SETTING + ["unknowns", "contrast"]
