@@ -14,10 +14,10 @@ from .evaluation import knn_score
 
 # %% auto #0
 __all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'SETTING', 'CONTRASTS', 'METHOD_METRICS',
-           'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability', 'msp_score',
+           'SCORES', 'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability', 'msp_score',
            'energy_score', 'threshold_for', 'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust',
            'calibration', 'evaluate_trust', 'trust_metrics', 'trust_cells', 'trust_run', 'trust_grid', 'trust_summary',
-           'trust_differences', 'trust_tables', 'trust_verdict', 'verdict_lines']
+           'trust_differences', 'trust_tables', 'trust_verdict', 'verdict_lines', 'score_answer', 'score_lines']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -442,3 +442,50 @@ def verdict_lines(v: pd.DataFrame) -> list[str]:
     return [f"{k[0]}, {k[1]} per class, {k[-2]} unknowns, {k[-1]}: "
             + "; ".join(f"{w} {t}" for w, t in zip(g.what, g.text))
             for k, g in v.groupby(keys, sort=False)]
+
+# %% ../nbs/07c_trust.ipynb #t029w1
+SCORES = ("knn", "msp", "energy")  # the column prefixes of TRUST_METRICS
+
+def score_answer(runs: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFrame:
+    "Per setting, kind of unknowns and method: the best score by AUROC, and kNN - the best other."
+    from ftbook.study import MIN_SEEDS, reading
+    min_seeds, keys = min_seeds or MIN_SEEDS, SETTING + ["unknowns", "method"]
+    mean = lambda metric: trust_summary(runs, metric).set_index(keys)["mean"]
+    auroc = pd.DataFrame({s: mean(f"{s}_auroc") for s in SCORES})
+    fpr95 = pd.DataFrame({s: mean(f"{s}_fpr95") for s in SCORES})
+    rival = auroc.drop(columns="knn").idxmax(axis=1)  # the better of the two that read the logits
+    vs = {o: trust_differences(runs, f"{o}_auroc", "knn_auroc").rename(columns=dict(what="method"))
+             .set_index(keys) for o in SCORES[1:]}
+    rows = []
+    for k, best in auroc.idxmax(axis=1).items():
+        d = vs[rival[k]].loc[k]
+        rows.append(dict(zip(keys, k), best=best, best_auroc=auroc.loc[k, best],
+                         best_fpr95=fpr95.loc[k, best], knn_auroc=auroc.loc[k, "knn"],
+                         knn_fpr95=fpr95.loc[k, "knn"], rival=rival[k],
+                         knn_vs_rival=reading(d, min_seeds),
+                         called=bool(d.seeds >= min_seeds and (d.lo > 0 or d.hi < 0))))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07c_trust.ipynb #t029w2
+def score_lines(answer: pd.DataFrame) -> list[str]:
+    "Per setting and kind of unknowns of `score_answer`: the best score, kNN against it; a tally."
+    name = dict(knn="kNN", msp="msp", energy="energy")
+    def span(s, f=".3f"):
+        lo, hi = f"{s.min():{f}}", f"{s.max():{f}}"
+        return lo if lo == hi else f"{lo}-{hi}"
+    lines = []
+    for k, g in answer.groupby(SETTING + ["unknowns"], sort=False):
+        best, knn = g.best.map(name), bool((g.best == "knn").all())
+        default = " (`predict`'s default)" * knn
+        who = (f"{best.iloc[0]}{default} for every method" if best.nunique() == 1
+               else ", ".join(f"{b} for {m}" for m, b in zip(g.method, best)))
+        mine = "" if knn else (f"; kNN, `predict`'s default: AUROC {span(g.knn_auroc)}, FPR@95 % "
+                               f"{span(g.knn_fpr95, '.2f')}")
+        vs = "; ".join(f"{m} (kNN - {name[r]}) {t}"
+                       for m, r, t in zip(g.method, g.rival, g.knn_vs_rival))
+        lines.append(f"{k[0]}, {k[1]} per class, {k[-1]} unknowns: highest AUROC {who} "
+                     f"({span(g.best_auroc)}, FPR@95 % {span(g.best_fpr95, '.2f')}){mine}; "
+                     f"AUROC {vs}")
+    tally = [f"{kind} unknowns in {(g.best == 'knn').sum()} of {len(g)}"
+             for kind, g in answer.groupby("unknowns", sort=False)]
+    return lines + [f"kNN scores highest on {' and on '.join(tally)} (dataset, method) pairs"]
