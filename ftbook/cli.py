@@ -616,10 +616,11 @@ def _trust_study(args) -> int:
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
     from ftbook.sizes import SELECTION_KEYS
-    from ftbook.trust import TRUST_KEYS, TRUST_METHODS, trust_grid, trust_tables
+    from ftbook.trust import (TRUST_KEYS, TRUST_METHODS, score_answer, score_lines, trust_grid,
+                              trust_verdict, verdict_lines)
     def on_run(r):
         print(f"{r['dataset']:>16} {r['unknowns'][:30]:<30} {r['method']:>9} seed {r['seed']}: "
-              f"AUROC knn {r['knn_auroc']:.3f} msp {r['msp_auroc']:.3f}; ECE "
+              f"AUROC kNN {r['knn_auroc']:.3f} MSP {r['msp_auroc']:.3f}; ECE "
               f"{r['ece_before_temperature']:.3f} -> {r['ece']:.3f} ({r['seconds']:.0f} s)",
               flush=True)
     datasets = {Path(d).name: score_splits(_dataset(args.command, d, args.valid_pct, args.seed),
@@ -629,9 +630,9 @@ def _trust_study(args) -> int:
     runs = trust_grid(datasets, args.per_class, args.seeds, get_backbone(args.arch).name,
                       _size(args), log, selection, methods=tuple(args.methods or TRUST_METHODS),
                       held_out=args.held_out, draws=args.draws, on_run=on_run)
-    for title, table in trust_tables(runs).items():  # paired by seed, with 95 % intervals
-        print(f"{title}:")
-        print(table.round(3).to_string(index=False))
+    print("which score:", *score_lines(score_answer(runs)), sep="\n- ")
+    for question, g in trust_verdict(runs).groupby("question", sort=False):  # paired by seed
+        print(f"{question}:", *verdict_lines(g), sep="\n- ")
     print(f"wrote {args.out}/: runs.csv, lr_selection.csv, provenance.json")
     return 0
 

@@ -238,10 +238,12 @@ def size_grid(datasets: dict, per_class: tuple, seeds: int, arch: str, size: int
     return log.runs()
 
 # %% ../nbs/05b_sizes.ipynb #s014
-def mean_interval(values, conf: float = 0.95) -> tuple[float, float, float]:
-    "Mean and Student-t interval of `values` (a one-sample interval), clipped to [0, 1]."
+def mean_interval(values, conf: float = 0.95, bounds: tuple = (0.0, 1.0)) -> tuple[float, float,
+                                                                                  float]:
+    "Mean and one-sample Student-t interval of `values`, clipped to `bounds` (None: open)."
     iv = paired_interval(np.zeros(len(values)), values, conf)
-    return iv.mean, max(iv.lo, 0.0), min(iv.hi, 1.0)
+    lo, hi = bounds
+    return iv.mean, iv.lo if lo is None else max(iv.lo, lo), iv.hi if hi is None else min(iv.hi, hi)
 
 # %% ../nbs/05b_sizes.ipynb #s014b
 def size_summary(grid: pd.DataFrame, score: str = "test_accuracy") -> pd.DataFrame:

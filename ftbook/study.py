@@ -24,8 +24,8 @@ from .evaluation import evaluate
 from .train import EarlyStopping, fit, setup_run
 
 # %% auto #0
-__all__ = ['RULES', 'MIN_SEEDS', 'STUDY_KEYS', 'run_seeds', 'best_epoch', 'early_stop_epoch', 'epoch_stats', 'selection',
-           'mean_std', 'Interval', 'sign_flip_p', 'paired_interval', 'bootstrap_ci', 'verdict', 'reading',
+__all__ = ['RULES', 'MIN_SEEDS', 'SAME', 'STUDY_KEYS', 'run_seeds', 'best_epoch', 'early_stop_epoch', 'epoch_stats', 'selection',
+           'mean_std', 'Interval', 'sign_flip_p', 'paired_interval', 'bootstrap_ci', 'verdict', 'side', 'reading',
            'test_scorer', 'fine_tune_budgets', 'plot_study', 'rule_intervals', 'budget_study', 'study_verdicts']
 
 # %% ../nbs/05_overfitting.ipynb #c007
@@ -139,12 +139,18 @@ def verdict(iv: Interval, longer: str, shorter: str, what: str = "accuracy") -> 
 
 # %% ../nbs/05_overfitting.ipynb #c024r
 MIN_SEEDS = 5  # the fewest seeds a paired difference is called on
+SAME = 1e-6  # a difference this small in every seed is rounding (another order of sums), not a gap
+
+def side(r, min_seeds: int = MIN_SEEDS) -> int:
+    "+1 or -1 where a paired difference (`lo`, `hi`, `seeds`) is called above or below 0; else 0."
+    if r.seeds < min_seeds or max(abs(r.lo), abs(r.hi)) < SAME: return 0
+    return 1 if r.lo > 0 else -1 if r.hi < 0 else 0
 
 def reading(r, min_seeds: int = MIN_SEEDS) -> str:
     "A paired difference (a row with `diff`, `lo`, `hi`, `seeds`) as text: what it allows."
     if r.seeds < min_seeds: call = f"seeds: {int(r.seeds)}, too few to call"
-    elif r.lo == r.hi == 0: call = "identical in every seed"  # e.g. LP-FT that kept its probe
-    elif r.lo > 0 or r.hi < 0: call = "interval excludes 0"
+    elif max(abs(r.lo), abs(r.hi)) < SAME: call = "identical in every seed"  # LP-FT kept its probe
+    elif side(r, min_seeds): call = "interval excludes 0"
     else: call = "interval includes 0: no call"
     span = f"[{r.lo:+.3f}, {r.hi:+.3f}]" if r.seeds > 1 else "[no interval from one seed]"
     return f"{r['diff']:+.3f} {span} ({call})"

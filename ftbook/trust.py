@@ -13,11 +13,12 @@ from torch import nn
 from .evaluation import knn_score
 
 # %% auto #0
-__all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'SETTING', 'CONTRASTS', 'METHOD_METRICS',
-           'SCORES', 'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability', 'msp_score',
-           'energy_score', 'threshold_for', 'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust',
-           'calibration', 'evaluate_trust', 'trust_metrics', 'trust_cells', 'trust_run', 'trust_grid', 'trust_summary',
-           'trust_differences', 'trust_tables', 'trust_verdict', 'verdict_lines', 'score_answer', 'score_lines']
+__all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'SETTING', 'SCORES', 'LABELS', 'CONTRASTS',
+           'METHOD_METRICS', 'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability',
+           'msp_score', 'energy_score', 'threshold_for', 'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust',
+           'calibration', 'evaluate_trust', 'trust_metrics', 'trust_cells', 'trust_run', 'trust_grid', 'complete_runs',
+           'trust_summary', 'trust_differences', 'trust_tables', 'trust_verdict', 'verdict_lines', 'score_answer',
+           'score_lines']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -184,7 +185,8 @@ def calibration(logits, labels, ood, meta: dict, bins: int = 15) -> dict:
 # %% ../nbs/07c_trust.ipynb #t026b
 def _score_table(known: dict, unknown_logits, unknown_knn, accept: float) -> dict:
     "AUROC and FPR@`accept` of each score: the saved one (`knn`) beside the two that read logits."
-    pairs = dict(knn=(known["ood"], unknown_knn),  # logits at the temperature: same ranking
+    pairs = dict(knn=(known["ood"], unknown_knn),  # the saved score; the others read the logits
+
                  msp=(msp_score(known["logits"]), msp_score(unknown_logits)),
                  energy=(energy_score(known["logits"]), energy_score(unknown_logits)))
     return {name: ood_metrics(k, u, accept) for name, (k, u) in pairs.items()}
@@ -349,16 +351,19 @@ TRUST_METRICS = ("test_accuracy", "ece_before_temperature", "ece", "nll_before_t
                  "knn_auroc", "msp_auroc", "energy_auroc", "knn_fpr95", "msp_fpr95", "energy_fpr95")
 SETTING = ["dataset", "per_class", "arch", "size"]
 
-def _per_seed(runs: pd.DataFrame) -> pd.DataFrame:
-    "Per setting, kind of unknowns (far, near), method and complete seed: near draws averaged."
+def complete_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    "The runs of complete seeds (every method ran every cell of the seed), with `kind`: far, near."
     runs = runs.assign(kind=runs.unknowns.str.split(":").str[0],
                        per_class=runs.per_class.astype(str))
     per = runs.groupby(SETTING + ["seed"])
     cells = per.unknowns.transform("nunique")
     most = cells.groupby([runs[k] for k in SETTING]).transform("max")  # a finished seed's cells
     methods = runs.groupby(SETTING).method.transform("nunique")
-    done = (cells == most) & (per.method.transform("size") == most * methods)  # all of them
-    kinds = runs[done].drop(columns="unknowns").rename(columns=dict(kind="unknowns"))
+    return runs[(cells == most) & (per.method.transform("size") == most * methods)]
+
+def _per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    "Per setting, kind of unknowns (far, near), method and complete seed: near draws averaged."
+    kinds = complete_runs(runs).drop(columns="unknowns").rename(columns=dict(kind="unknowns"))
     keys = SETTING + ["unknowns", "method", "seed"]
     return kinds.groupby(keys, sort=False)[list(TRUST_METRICS)].mean().reset_index()
 
@@ -367,8 +372,9 @@ def trust_summary(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     "Per setting, kind of unknowns and method: `metric`'s mean and 95 % interval over seeds."
     from ftbook.sizes import mean_interval
     keys = SETTING + ["unknowns", "method"]
+    bounds = (0.0, None if metric.startswith("nll") else 1.0)  # a NLL has no upper bound
     rows = [dict(zip(keys, k), seeds=len(g), **dict(zip(("mean", "lo", "hi"),
-                                                         mean_interval(g[metric]))))
+                                                         mean_interval(g[metric], bounds=bounds))))
             for k, g in _per_seed(runs).groupby(keys, sort=False)]
     return pd.DataFrame(rows)
 
@@ -404,17 +410,24 @@ def trust_tables(runs: pd.DataFrame) -> dict:
     out = {title: t[t.what.isin(shown)] for title, t in out.items() if len(t)}
     for other in ("msp_auroc", "energy_auroc"):
         out[f"knn_auroc - {other}"] = trust_differences(runs, other, "knn_auroc")
-    lp = runs[runs.method == "lp_ft"].assign(per_class=lambda r: r.per_class.astype(str))
+    lp = complete_runs(runs)
+    lp = lp[lp.method == "lp_ft"]
     if len(lp):
-        kept = lp.best_stage.eq("frozen").groupby([lp[k] for k in SETTING]).mean()
+        kept = lp.best_stage.isin(["frozen", "probe"]).groupby([lp[k] for k in SETTING]).mean()
         out["LP-FT kept its probe's weights (share of runs)"] = kept.reset_index(name="share")
     return out
 
 # %% ../nbs/07c_trust.ipynb #t029v2
-CONTRASTS = [("score", f"{o}_{m}", f"knn_{m}", f"kNN - {o} {m.upper()}")  # a score vs kNN
+SCORES = {"knn": "kNN", "msp": "MSP", "energy": "energy"}  # column prefix -> name on the pages
+LABELS = {f"{s}_{m}": f"{n} {shown}" for s, n in SCORES.items()
+          for m, shown in (("auroc", "AUROC"), ("fpr95", "FPR@95 %"))}
+LABELS |= dict(ece="ECE", ece_before_temperature="ECE before the temperature", nll="NLL",
+               nll_before_temperature="NLL before the temperature", test_accuracy="test accuracy")
+CONTRASTS = [("score", f"{o}_{m}", f"knn_{m}", f"kNN - {LABELS[f'{o}_{m}']}")  # a score vs kNN
              for m in ("auroc", "fpr95") for o in ("msp", "energy")]
-CONTRASTS += [("method", "probe", m, f"{m} - probe") for m in ("fine_tune", "lp_ft")]
-CONTRASTS += [("temperature", f"{c}_before_temperature", c, f"{c.upper()} after - before the "
+CONTRASTS += [("method", a, b, f"{b} - {a}")
+              for a, b in (("probe", "fine_tune"), ("probe", "lp_ft"), ("fine_tune", "lp_ft"))]
+CONTRASTS += [("temperature", f"{c}_before_temperature", c, f"{LABELS[c]} after - before the "
                "temperature") for c in ("ece", "nll")]
 METHOD_METRICS = ("knn_auroc", "msp_auroc", "ece_before_temperature", "ece", "nll")
 
@@ -423,15 +436,17 @@ def trust_verdict(runs: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFr
     "Every paired reading the answer rests on: per setting, kind of unknowns and `CONTRASTS` row."
     from ftbook.study import MIN_SEEDS, reading
     min_seeds, rows = min_seeds or MIN_SEEDS, []
+    applied = complete_runs(runs).groupby(SETTING + ["kind", "method"]).temperature_used.any()
     for question, a, b, title in CONTRASTS:
         if question == "method" and not {a, b} <= set(runs.method): continue
         t = trust_differences(runs, a, b)
         if t.empty: continue
         if question == "method": t = t[t.what.isin(METHOD_METRICS)]
-        rows += [dict(r[SETTING + ["unknowns"]], question=question, contrast=title, what=r.what,
-                      diff=r["diff"], lo=r.lo, hi=r.hi, seeds=r.seeds,
-                      text=reading(r, min_seeds))
-                 for _, r in t.iterrows()]
+        for _, r in t.iterrows():
+            never = question == "temperature" and not applied[(*r[SETTING + ["unknowns", "what"]],)]
+            rows.append(dict(r[SETTING + ["unknowns"]], question=question, contrast=title,
+                             what=r.what, diff=r["diff"], lo=r.lo, hi=r.hi, seeds=r.seeds,
+                             text="T = 1 in every run" if never else reading(r, min_seeds)))
     return pd.DataFrame(rows, columns=SETTING + ["unknowns", "question", "contrast", "what", "diff",
                                                  "lo", "hi", "seeds", "text"])
 
@@ -440,52 +455,35 @@ def verdict_lines(v: pd.DataFrame) -> list[str]:
     "One line per setting, kind of unknowns and contrast of `trust_verdict` rows."
     keys = SETTING + ["unknowns", "contrast"]
     return [f"{k[0]}, {k[1]} per class, {k[-2]} unknowns, {k[-1]}: "
-            + "; ".join(f"{w} {t}" for w, t in zip(g.what, g.text))
+            + "; ".join(f"{LABELS.get(w, w)} {t}" for w, t in zip(g.what, g.text))
             for k, g in v.groupby(keys, sort=False)]
 
 # %% ../nbs/07c_trust.ipynb #t029w1
-SCORES = ("knn", "msp", "energy")  # the column prefixes of TRUST_METRICS
-
 def score_answer(runs: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFrame:
-    "Per setting, kind of unknowns and method: the best score by AUROC, and kNN - the best other."
-    from ftbook.study import MIN_SEEDS, reading
+    "Per setting, kind of unknowns and method: each score's mean AUROC and FPR@95 %, kNN's calls."
+    from ftbook.study import MIN_SEEDS, side
     min_seeds, keys = min_seeds or MIN_SEEDS, SETTING + ["unknowns", "method"]
-    mean = lambda metric: trust_summary(runs, metric).set_index(keys)["mean"]
-    auroc = pd.DataFrame({s: mean(f"{s}_auroc") for s in SCORES})
-    fpr95 = pd.DataFrame({s: mean(f"{s}_fpr95") for s in SCORES})
-    rival = auroc.drop(columns="knn").idxmax(axis=1)  # the better of the two that read the logits
-    vs = {o: trust_differences(runs, f"{o}_auroc", "knn_auroc").rename(columns=dict(what="method"))
-             .set_index(keys) for o in SCORES[1:]}
-    rows = []
-    for k, best in auroc.idxmax(axis=1).items():
-        d = vs[rival[k]].loc[k]
-        rows.append(dict(zip(keys, k), best=best, best_auroc=auroc.loc[k, best],
-                         best_fpr95=fpr95.loc[k, best], knn_auroc=auroc.loc[k, "knn"],
-                         knn_fpr95=fpr95.loc[k, "knn"], rival=rival[k],
-                         knn_vs_rival=reading(d, min_seeds),
-                         called=bool(d.seeds >= min_seeds and (d.lo > 0 or d.hi < 0))))
-    return pd.DataFrame(rows)
+    out = pd.DataFrame({f"{s}_{m}": trust_summary(runs, f"{s}_{m}").set_index(keys)["mean"]
+                        for m in ("auroc", "fpr95") for s in SCORES})
+    for other in list(SCORES)[1:]:  # +1: kNN called above `other`, -1: below, 0: no call
+        d = trust_differences(runs, f"{other}_auroc", "knn_auroc")
+        d = d.rename(columns=dict(what="method")).set_index(keys).loc[out.index]
+        out[f"knn_vs_{other}"] = [side(r, min_seeds) for _, r in d.iterrows()]
+    return out.reset_index()
 
 # %% ../nbs/07c_trust.ipynb #t029w2
 def score_lines(answer: pd.DataFrame) -> list[str]:
-    "Per setting and kind of unknowns of `score_answer`: the best score, kNN against it; a tally."
-    name = dict(knn="kNN", msp="msp", energy="energy")
-    def span(s, f=".3f"):
-        lo, hi = f"{s.min():{f}}", f"{s.max():{f}}"
-        return lo if lo == hi else f"{lo}-{hi}"
+    "Per setting and kind of unknowns of `score_answer`: each score's means, kNN's calls."
+    def span(s, form):
+        lo, hi = form.format(s.min()), form.format(s.max())
+        return lo if lo == hi else f"{lo} to {hi}"
     lines = []
     for k, g in answer.groupby(SETTING + ["unknowns"], sort=False):
-        best, knn = g.best.map(name), bool((g.best == "knn").all())
-        default = " (`predict`'s default)" * knn
-        who = (f"{best.iloc[0]}{default} for every method" if best.nunique() == 1
-               else ", ".join(f"{b} for {m}" for m, b in zip(g.method, best)))
-        mine = "" if knn else (f"; kNN, `predict`'s default: AUROC {span(g.knn_auroc)}, FPR@95 % "
-                               f"{span(g.knn_fpr95, '.2f')}")
-        vs = "; ".join(f"{m} (kNN - {name[r]}) {t}"
-                       for m, r, t in zip(g.method, g.rival, g.knn_vs_rival))
-        lines.append(f"{k[0]}, {k[1]} per class, {k[-1]} unknowns: highest AUROC {who} "
-                     f"({span(g.best_auroc)}, FPR@95 % {span(g.best_fpr95, '.2f')}){mine}; "
-                     f"AUROC {vs}")
-    tally = [f"{kind} unknowns in {(g.best == 'knn').sum()} of {len(g)}"
-             for kind, g in answer.groupby("unknowns", sort=False)]
-    return lines + [f"kNN scores highest on {' and on '.join(tally)} (dataset, method) pairs"]
+        auroc = ", ".join(f"{n} {span(g[f'{s}_auroc'], '{:.3f}')}" for s, n in SCORES.items())
+        fpr = ", ".join(f"{n} {span(g[f'{s}_fpr95'] * 100, '{:.0f} %')}" for s, n in SCORES.items())
+        calls = "; ".join(f"kNN above {SCORES[o]} for {(g[f'knn_vs_{o}'] == 1).sum()}, below for "
+                          f"{(g[f'knn_vs_{o}'] == -1).sum()}, no call for "
+                          f"{(g[f'knn_vs_{o}'] == 0).sum()}" for o in list(SCORES)[1:])
+        lines.append(f"{k[0]}, {k[1]} per class, {k[-1]} unknowns, over {len(g)} methods: mean "
+                     f"AUROC {auroc}; unknowns let through (FPR@95 %) {fpr}; {calls}")
+    return lines
