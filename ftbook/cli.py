@@ -388,7 +388,7 @@ def _evaluate_flags(e: argparse.ArgumentParser) -> None:
                    help="write metrics.json, per_class.csv, predictions.csv, confusion.png, "
                    "reliability.png, top_losses.png here")
     e.add_argument("--ood", type=Path, nargs="+", default=[], metavar="FOLDER",
-                   help="photos of none of the model's classes: AUROC and FPR@95%% of its score")
+                   help="photos of none of the model's classes: AUROC and FPR@95 %% of its score")
     _tta_flag(e)
 
 # %% ../nbs/09_cli.ipynb #c014
@@ -409,7 +409,7 @@ def _evaluate(args) -> int:
     if "auroc" in sc:
         print(f"unknowns: {sc['ood_images']} photos of {', '.join(map(str, args.ood))}: "
               f"{sc['ood_flagged']:.1%} flagged at the model's threshold; AUROC {sc['auroc']:.4f}, "
-              f"FPR@95% {sc['fpr95']:.4f} (threshold re-set on the {args.split} photos)")
+              f"FPR@95 % {sc['fpr95']:.4f} (threshold re-set on the {args.split} photos)")
         others = ", ".join(f"{name} {m['auroc']:.4f}" for name, m in sc["scores"].items()
                            if name != "knn")
         print(f"AUROC of the scores that read the logits, for comparison: {others}")
