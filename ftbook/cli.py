@@ -616,8 +616,8 @@ def _trust_study(args) -> int:
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
     from ftbook.sizes import SELECTION_KEYS
-    from ftbook.trust import (TRUST_KEYS, TRUST_METHODS, score_answer, score_lines, trust_grid,
-                              trust_verdict, verdict_lines)
+    from ftbook.trust import (TRUST_KEYS, TRUST_METHODS, chance_line, score_answer, score_lines,
+                              score_verdicts, trust_grid, trust_verdict, verdict_lines)
     def on_run(r):
         print(f"{r['dataset']:>16} {r['unknowns'][:30]:<30} {r['method']:>9} seed {r['seed']}: "
               f"AUROC kNN {r['knn_auroc']:.3f} MSP {r['msp_auroc']:.3f}; ECE "
@@ -630,9 +630,11 @@ def _trust_study(args) -> int:
     runs = trust_grid(datasets, args.per_class, args.seeds, get_backbone(args.arch).name,
                       _size(args), log, selection, methods=tuple(args.methods or TRUST_METHODS),
                       held_out=args.held_out, draws=args.draws, on_run=on_run)
-    print("which score:", *score_lines(score_answer(runs)), sep="\n- ")
-    for question, g in trust_verdict(runs).groupby("question", sort=False):  # paired by seed
+    answer, verdict = score_answer(runs), trust_verdict(runs)
+    print("which score:", *score_verdicts(answer), *score_lines(answer), sep="\n- ")
+    for question, g in verdict.groupby("question", sort=False):  # paired by seed
         print(f"{question}:", *verdict_lines(g), sep="\n- ")
+    print(chance_line(verdict))
     print(f"wrote {args.out}/: runs.csv, lr_selection.csv, provenance.json")
     return 0
 

@@ -143,12 +143,12 @@ SAME = 1e-6  # a difference this small in every seed is rounding (another order 
 
 def side(r, min_seeds: int = MIN_SEEDS) -> int:
     "+1 or -1 where a paired difference (`lo`, `hi`, `seeds`) is called above or below 0; else 0."
-    if r.seeds < min_seeds or max(abs(r.lo), abs(r.hi)) < SAME: return 0
+    if r.seeds < max(min_seeds, 2) or max(abs(r.lo), abs(r.hi)) < SAME: return 0
     return 1 if r.lo > 0 else -1 if r.hi < 0 else 0
 
 def reading(r, min_seeds: int = MIN_SEEDS) -> str:
     "A paired difference (a row with `diff`, `lo`, `hi`, `seeds`) as text: what it allows."
-    if r.seeds < min_seeds: call = f"seeds: {int(r.seeds)}, too few to call"
+    if r.seeds < max(min_seeds, 2): call = f"seeds: {int(r.seeds)}, too few to call"
     elif max(abs(r.lo), abs(r.hi)) < SAME: call = "identical in every seed"  # LP-FT kept its probe
     elif side(r, min_seeds): call = "interval excludes 0"
     else: call = "interval includes 0: no call"

@@ -18,7 +18,7 @@ __all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS',
            'msp_score', 'energy_score', 'threshold_for', 'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust',
            'calibration', 'evaluate_trust', 'trust_metrics', 'trust_cells', 'trust_run', 'trust_grid', 'complete_runs',
            'trust_summary', 'trust_differences', 'trust_tables', 'trust_verdict', 'verdict_lines', 'score_answer',
-           'score_lines']
+           'score_lines', 'score_verdicts', 'chance_line']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -274,6 +274,7 @@ def trust_metrics(out: dict, labels: dict, accept: float = 0.95, bins: int = 15)
 # %% ../nbs/07c_trust.ipynb #t029f
 def trust_cells(datasets: dict, held_out: int = 3, draws: int = 3, seed: int = 0) -> list[tuple]:
     "(dataset, unknowns, known items, unknown photos): far (the others' tests), then near draws."
+    import math
     cells = []
     for name, items in datasets.items():
         others = [d[d.split == "test"] for other, d in datasets.items() if other != name]
@@ -281,9 +282,12 @@ def trust_cells(datasets: dict, held_out: int = 3, draws: int = 3, seed: int = 0
     for name, items in datasets.items():
         classes = sorted(items.label.unique())
         if len(classes) < held_out + 2: continue
-        for draw in range(draws):
+        seen = set()
+        for draw in range(min(draws, math.comb(len(classes), held_out))):
             rng = np.random.default_rng((seed, draw))  # each seed its own held-out classes
             held = sorted(rng.choice(classes, held_out, replace=False))
+            while tuple(held) in seen: held = sorted(rng.choice(classes, held_out, replace=False))
+            seen.add(tuple(held))
             out = items.label.isin(held)
             cells.append((name, "near: " + ", ".join(held), items[~out].reset_index(drop=True),
                           items[out & (items.split == "test")].reset_index(drop=True)))
@@ -331,6 +335,9 @@ def trust_grid(datasets: dict, per_class: int | None, seeds: int, arch: str, siz
             rates[name, method] = choose_rate(subset(datasets[name], per_class, p.tune_seed),
                                               method, key, p, selection, trial)
         return rates[name, method]
+    if not trust_cells(datasets, held_out, draws):
+        raise ValueError("nothing to measure: far unknowns need two datasets, near ones a dataset "
+                         f"of {held_out + 2} classes or more and --draws 1 or more")
     keys = []
     for seed in range(seeds):
         for name, unknowns, items, unknown in trust_cells(datasets, held_out, draws, seed):
@@ -340,8 +347,9 @@ def trust_grid(datasets: dict, per_class: int | None, seeds: int, arch: str, siz
                            method=method, arch=arch, size=size)
                 keys.append(key)
                 if log.has(key): continue
+                probe_lr = rate(name, "probe") if method == "lp_ft" else None
                 row = trust_run(sub, unknown, method, arch, size, p, seed, rate(name, method),
-                                rate(name, "probe"), device)
+                                probe_lr, device)
                 log.append({**key, **row})
                 if on_run is not None: on_run({**key, **row})
     return log.of(keys)  # this grid's runs only: a folder may hold others
@@ -465,25 +473,64 @@ def score_answer(runs: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFra
     min_seeds, keys = min_seeds or MIN_SEEDS, SETTING + ["unknowns", "method"]
     out = pd.DataFrame({f"{s}_{m}": trust_summary(runs, f"{s}_{m}").set_index(keys)["mean"]
                         for m in ("auroc", "fpr95") for s in SCORES})
-    for other in list(SCORES)[1:]:  # +1: kNN called above `other`, -1: below, 0: no call
+    done = complete_runs(runs).rename(columns=dict(unknowns="draw", kind="unknowns"))
+    out["bank"] = done.groupby(keys).n_train.median()  # kNN's training images
+    for other in list(SCORES)[1:]:  # +1: kNN's AUROC called above `other`'s, -1: below, 0: no call
         d = trust_differences(runs, f"{other}_auroc", "knn_auroc")
         d = d.rename(columns=dict(what="method")).set_index(keys).loc[out.index]
+        out[f"knn_minus_{other}"] = d["diff"]
         out[f"knn_vs_{other}"] = [side(r, min_seeds) for _, r in d.iterrows()]
     return out.reset_index()
 
 # %% ../nbs/07c_trust.ipynb #t029w2
+def _span(s, form: str) -> str:
+    "The range of `s` in `form`: one value where both ends print alike."
+    lo, hi = form.format(s.min()), form.format(s.max())
+    return lo if lo == hi else f"{lo} to {hi}"
+
 def score_lines(answer: pd.DataFrame) -> list[str]:
     "Per setting and kind of unknowns of `score_answer`: each score's means, kNN's calls."
-    def span(s, form):
-        lo, hi = form.format(s.min()), form.format(s.max())
-        return lo if lo == hi else f"{lo} to {hi}"
     lines = []
     for k, g in answer.groupby(SETTING + ["unknowns"], sort=False):
-        auroc = ", ".join(f"{n} {span(g[f'{s}_auroc'], '{:.3f}')}" for s, n in SCORES.items())
-        fpr = ", ".join(f"{n} {span(g[f'{s}_fpr95'] * 100, '{:.0f} %')}" for s, n in SCORES.items())
-        calls = "; ".join(f"kNN above {SCORES[o]} for {(g[f'knn_vs_{o}'] == 1).sum()}, below for "
+        auroc = ", ".join(f"{n} {_span(g[f'{s}_auroc'], '{:.3f}')}" for s, n in SCORES.items())
+        fpr = ", ".join(f"{n} {_span(g[f'{s}_fpr95'] * 100, '{:.0f} %')}"
+                        for s, n in SCORES.items())
+        calls = "; ".join(f"kNN's AUROC called above {SCORES[o]}'s for "
+                          f"{(g[f'knn_vs_{o}'] == 1).sum()}, below for "
                           f"{(g[f'knn_vs_{o}'] == -1).sum()}, no call for "
                           f"{(g[f'knn_vs_{o}'] == 0).sum()}" for o in list(SCORES)[1:])
-        lines.append(f"{k[0]}, {k[1]} per class, {k[-1]} unknowns, over {len(g)} methods: mean "
-                     f"AUROC {auroc}; unknowns let through (FPR@95 %) {fpr}; {calls}")
+        methods = f"{len(g)} method{'s' * (len(g) != 1)}"
+        lines.append(f"{k[0]}, {k[1]} per class, {k[-1]} unknowns, over {methods}: mean AUROC "
+                     f"{auroc}; unknowns let through (FPR@95 %) {fpr}; kNN against "
+                     f"{_span(g.bank, '{:.0f}')} training images; {calls}")
     return lines
+
+# %% ../nbs/07c_trust.ipynb #t029w3
+def score_verdicts(answer: pd.DataFrame) -> list[str]:
+    "Per kind of unknowns, over every setting and method of `score_answer`: kNN against the others."
+    others = list(SCORES)[1:]
+    lines = []
+    for kind, g in answer.groupby("unknowns", sort=False):
+        sides, diffs = g[[f"knn_vs_{o}" for o in others]], g[[f"knn_minus_{o}" for o in others]]
+        by = _span(diffs.stack(), "{:+.3f}")
+        pairs = f"{len(g)} dataset and method pair{'s' * (len(g) != 1)}"
+        if (sides == 1).all().all():
+            call = f"kNN's AUROC is called above MSP's and energy's in every pair, by {by}"
+        elif (sides == -1).all().all():
+            call = (f"kNN's AUROC is called below MSP's and energy's in every pair, by {by} "
+                    "(MSP against energy is not compared)")
+        else:
+            call = (f"no single call: kNN's AUROC is called above the other score's in "
+                    f"{(sides == 1).sum().sum()} and below in {(sides == -1).sum().sum()} of "
+                    f"{sides.size} comparisons (kNN minus the other, means: {by})")
+        least = g[[f"{s}_fpr95" for s in SCORES]].min(axis=1) * 100  # the best score's, per pair
+        lines.append(f"{kind} unknowns ({', '.join(g.dataset.unique())}; {pairs}): {call}; the "
+                     f"best score lets through {_span(least, '{:.0f} %')} of them")
+    return lines
+
+# %% ../nbs/07c_trust.ipynb #t029w4
+def chance_line(v: pd.DataFrame) -> str:
+    "How many readings of `trust_verdict` are intervals, and how many could exclude 0 by chance."
+    real = v[(v.seeds >= 2) & ~v.text.str.contains("identical|T = 1")]
+    return (f"{len(real)} readings with an interval, each at 95 %: about {0.05 * len(real):.0f} "
+            "could exclude 0 by chance alone")
