@@ -616,8 +616,9 @@ def _trust_study(args) -> int:
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
     from ftbook.sizes import SELECTION_KEYS
-    from ftbook.trust import (TRUST_KEYS, TRUST_METHODS, chance_line, score_answer, score_lines,
-                              score_verdicts, trust_grid, trust_verdict, verdict_lines)
+    from ftbook.trust import (TRUST_KEYS, TRUST_METHODS, chance_line, method_verdicts,
+                              score_answer, score_lines, score_verdicts, trust_grid, trust_verdict,
+                              verdict_lines)
     def on_run(r):
         print(f"{r['dataset']:>16} {r['unknowns'][:30]:<30} {r['method']:>9} seed {r['seed']}: "
               f"AUROC kNN {r['knn_auroc']:.3f} MSP {r['msp_auroc']:.3f}; ECE "
@@ -632,6 +633,7 @@ def _trust_study(args) -> int:
                       held_out=args.held_out, draws=args.draws, on_run=on_run)
     answer, verdict = score_answer(runs), trust_verdict(runs)
     print("which score:", *score_verdicts(answer), *score_lines(answer), sep="\n- ")
+    print("which method:", *method_verdicts(verdict), sep="\n- ")
     for question, g in verdict.groupby("question", sort=False):  # paired by seed
         print(f"{question}:", *verdict_lines(g), sep="\n- ")
     print(chance_line(verdict))

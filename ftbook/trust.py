@@ -18,7 +18,7 @@ __all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS',
            'msp_score', 'energy_score', 'threshold_for', 'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust',
            'calibration', 'evaluate_trust', 'trust_metrics', 'trust_cells', 'trust_run', 'trust_grid', 'complete_runs',
            'trust_summary', 'trust_differences', 'trust_tables', 'trust_verdict', 'verdict_lines', 'score_answer',
-           'score_lines', 'score_verdicts', 'chance_line']
+           'score_lines', 'score_verdicts', 'chance_line', 'method_verdicts']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -534,3 +534,24 @@ def chance_line(v: pd.DataFrame) -> str:
     real = v[(v.seeds >= 2) & ~v.text.str.contains("identical|T = 1")]
     return (f"{len(real)} readings with an interval, each at 95 %: about {0.05 * len(real):.0f} "
             "could exclude 0 by chance alone")
+
+# %% ../nbs/07c_trust.ipynb #t029w5
+def method_verdicts(v: pd.DataFrame, metrics: tuple = ("knn_auroc", "ece", "nll"),
+                    min_seeds: int | None = None) -> list[str]:
+    "Per kind of unknowns, the method differences of `trust_verdict` called on `metrics`, worded."
+    from ftbook.study import MIN_SEEDS, side
+    rows = v[(v.question == "method") & v.what.isin(metrics)]
+    lines = []
+    for kind, g in rows.groupby("unknowns", sort=False):
+        said = []
+        for _, r in g.iterrows():
+            s = side(r, min_seeds or MIN_SEEDS)
+            if not s: continue
+            b, a = r.contrast.split(" - ")
+            better = (s > 0) == r.what.endswith("auroc")  # AUROC up, ECE and NLL down
+            said.append(f"{b} {'better' if better else 'worse'} than {a} on {LABELS[r.what]} in "
+                        f"{r.dataset} ({r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}])")
+        shown = ", ".join(LABELS[m] for m in metrics)
+        lines.append(f"{kind} unknowns: " + ("; ".join(said) if said else
+                                             f"no method difference called on {shown}"))
+    return lines
