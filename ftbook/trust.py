@@ -186,7 +186,6 @@ def calibration(logits, labels, ood, meta: dict, bins: int = 15) -> dict:
 def _score_table(known: dict, unknown_logits, unknown_knn, accept: float) -> dict:
     "AUROC and FPR@`accept` of each score: the saved one (`knn`) beside the two that read logits."
     pairs = dict(knn=(known["ood"], unknown_knn),  # the saved score; the others read the logits
-
                  msp=(msp_score(known["logits"]), msp_score(unknown_logits)),
                  energy=(energy_score(known["logits"]), energy_score(unknown_logits)))
     return {name: ood_metrics(k, u, accept) for name, (k, u) in pairs.items()}
