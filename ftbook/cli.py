@@ -616,9 +616,9 @@ def _trust_study(args) -> int:
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
     from ftbook.sizes import SELECTION_KEYS
-    from ftbook.trust import (TRUST_KEYS, TRUST_METHODS, chance_line, method_verdicts,
-                              score_answer, score_lines, score_verdicts, trust_grid, trust_verdict,
-                              verdict_lines)
+    from ftbook.trust import (TRUST_KEYS, TRUST_METHODS, chance_line, lp_ft_answer,
+                              method_verdicts, score_answer, score_lines, score_verdicts,
+                              trust_check, trust_grid, trust_verdict, verdict_lines)
     def on_run(r):
         print(f"{r['dataset']:>16} {r['unknowns'][:30]:<30} {r['method']:>9} seed {r['seed']}: "
               f"AUROC kNN {r['knn_auroc']:.3f} MSP {r['msp_auroc']:.3f}; ECE "
@@ -626,14 +626,18 @@ def _trust_study(args) -> int:
               flush=True)
     datasets = {Path(d).name: score_splits(_dataset(args.command, d, args.valid_pct, args.seed),
                                            args.valid_pct, args.seed) for d in args.data}
+    methods = tuple(args.methods or TRUST_METHODS)
+    trust_check(datasets, args.held_out, args.draws, methods)  # before --out is made
     log = ResultsLog(args.out, TRUST_KEYS, args.command_line)
     selection = ResultsLog(args.out, SELECTION_KEYS, None, name="lr_selection")
     runs = trust_grid(datasets, args.per_class, args.seeds, get_backbone(args.arch).name,
-                      _size(args), log, selection, methods=tuple(args.methods or TRUST_METHODS),
+                      _size(args), log, selection, methods=methods,
                       held_out=args.held_out, draws=args.draws, on_run=on_run)
     answer, verdict = score_answer(runs), trust_verdict(runs)
     print("which score:", *score_verdicts(answer), *score_lines(answer), sep="\n- ")
     print("which method:", *method_verdicts(verdict), sep="\n- ")
+    if lp_ft := lp_ft_answer(runs, verdict):
+        print("does LP-FT keep better features than fine_tune (kNN AUROC)?", *lp_ft, sep="\n- ")
     for question, g in verdict.groupby("question", sort=False):  # paired by seed
         print(f"{question}:", *verdict_lines(g), sep="\n- ")
     print(chance_line(verdict))

@@ -16,9 +16,9 @@ from .evaluation import knn_score
 __all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'SETTING', 'SCORES', 'LABELS', 'CONTRASTS',
            'METHOD_METRICS', 'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability',
            'msp_score', 'energy_score', 'threshold_for', 'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust',
-           'calibration', 'evaluate_trust', 'trust_metrics', 'trust_cells', 'trust_run', 'trust_grid', 'complete_runs',
-           'trust_summary', 'trust_differences', 'trust_tables', 'trust_verdict', 'verdict_lines', 'score_answer',
-           'score_lines', 'score_verdicts', 'chance_line', 'method_verdicts']
+           'calibration', 'evaluate_trust', 'trust_metrics', 'trust_cells', 'trust_check', 'trust_run', 'trust_grid',
+           'complete_runs', 'trust_summary', 'trust_differences', 'trust_verdict', 'verdict_lines', 'score_answer',
+           'score_lines', 'score_verdicts', 'chance_line', 'method_verdicts', 'lp_ft_answer']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -292,6 +292,16 @@ def trust_cells(datasets: dict, held_out: int = 3, draws: int = 3, seed: int = 0
                           items[out & (items.split == "test")].reset_index(drop=True)))
     return cells
 
+def trust_check(datasets: dict, held_out: int = 3, draws: int = 3,
+                methods: tuple = TRUST_METHODS) -> None:
+    "Raise a one-line `ValueError` for a method not in `TRUST_METHODS`, or nothing to measure."
+    unknown = [m for m in methods if m not in TRUST_METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}: choose from {', '.join(TRUST_METHODS)}")
+    if not trust_cells(datasets, held_out, draws):
+        raise ValueError("nothing to measure: far unknowns need two datasets, near ones a dataset "
+                         f"of {held_out + 2} classes or more and --draws 1 or more")
+
 # %% ../nbs/07c_trust.ipynb #t029h
 def trust_run(sub, unknown, method: str, arch: str, size: int, p, seed: int, lr: float,
               probe_lr: float | None, device) -> dict:
@@ -319,10 +329,7 @@ def trust_grid(datasets: dict, per_class: int | None, seeds: int, arch: str, siz
     from ftbook.core import default_device
     from ftbook.data import subset
     from ftbook.sizes import Protocol, choose_rate, size_run
-    unknown_methods = [m for m in methods if m not in TRUST_METHODS]
-    if unknown_methods:
-        raise ValueError(f"unknown method {unknown_methods[0]!r}: choose from "
-                         f"{', '.join(TRUST_METHODS)}")
+    trust_check(datasets, held_out, draws, methods)
     p, device, rates = p or Protocol(), device or default_device(), {}
     per = per_class or "all"
     def rate(name: str, method: str) -> float:  # once per dataset, the probe's first (LP-FT's)
@@ -334,9 +341,6 @@ def trust_grid(datasets: dict, per_class: int | None, seeds: int, arch: str, siz
             rates[name, method] = choose_rate(subset(datasets[name], per_class, p.tune_seed),
                                               method, key, p, selection, trial)
         return rates[name, method]
-    if not trust_cells(datasets, held_out, draws):
-        raise ValueError("nothing to measure: far unknowns need two datasets, near ones a dataset "
-                         f"of {held_out + 2} classes or more and --draws 1 or more")
     keys = []
     for seed in range(seeds):
         for name, unknowns, items, unknown in trust_cells(datasets, held_out, draws, seed):
@@ -405,24 +409,6 @@ def trust_differences(runs: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
             rows.append(dict(zip(SETTING + ["unknowns"], k), what=what, diff=iv.mean, lo=iv.lo,
                              hi=iv.hi, seeds=iv.n))
     return pd.DataFrame(rows)
-
-# %% ../nbs/07c_trust.ipynb #t029n3
-def trust_tables(runs: pd.DataFrame) -> dict:
-    "Titled tables: methods paired by seed, the kNN score against the others, LP-FT's kept stage."
-    shown = ["knn_auroc", "msp_auroc", "energy_auroc", "knn_fpr95", "msp_fpr95", "energy_fpr95",
-             "ece_before_temperature", "ece", "nll"]
-    out = {f"{b} - {a}": trust_differences(runs, a, b)
-           for a, b in (("probe", "fine_tune"), ("probe", "lp_ft"), ("fine_tune", "lp_ft"))
-           if {a, b} <= set(runs.method)}
-    out = {title: t[t.what.isin(shown)] for title, t in out.items() if len(t)}
-    for other in ("msp_auroc", "energy_auroc"):
-        out[f"knn_auroc - {other}"] = trust_differences(runs, other, "knn_auroc")
-    lp = complete_runs(runs)
-    lp = lp[lp.method == "lp_ft"]
-    if len(lp):
-        kept = lp.best_stage.isin(["frozen", "probe"]).groupby([lp[k] for k in SETTING]).mean()
-        out["LP-FT kept its probe's weights (share of runs)"] = kept.reset_index(name="share")
-    return out
 
 # %% ../nbs/07c_trust.ipynb #t029v2
 SCORES = {"knn": "kNN", "msp": "MSP", "energy": "energy"}  # column prefix -> name on the pages
@@ -553,4 +539,33 @@ def method_verdicts(v: pd.DataFrame, metrics: tuple = ("knn_auroc", "ece", "nll"
         shown = ", ".join(LABELS[m] for m in metrics)
         lines.append(f"{kind} unknowns: " + ("; ".join(said) if said else
                                              f"no method difference called on {shown}"))
+    return lines
+
+# %% ../nbs/07c_trust.ipynb #t029w6
+def lp_ft_answer(runs: pd.DataFrame, v: pd.DataFrame, min_seeds: int | None = None) -> list[str]:
+    "Per dataset: can LP-FT be told from its probe, and is its kNN AUROC above `fine_tune`'s?"
+    from ftbook.study import MIN_SEEDS, side
+    min_seeds, done, lines = min_seeds or MIN_SEEDS, complete_runs(runs), []
+    word = {1: "yes", -1: "no, the reverse is called", 0: "no call"}
+    for d, g in done.groupby("dataset", sort=False):
+        lp, ft = g[g.method == "lp_ft"], g[g.method == "fine_tune"]
+        mine = v[(v.dataset == d) & (v.question == "method")]
+        if lp.empty or ft.empty or mine.empty: continue
+        pairs = mine[mine.contrast == "lp_ft - probe"].itertuples()
+        apart = [side(r, min_seeds) != 0 for r in pairs]
+        kept, seeds = lp.best_stage.isin(["frozen", "probe"]).mean(), int(mine.seeds.min())
+        ratio = lp.lr.median() / ft.lr.median()
+        facts = (f"LP-FT kept its probe's weights in {kept * 100:.0f} % of its runs, its "
+                 f"whole-network stage ran at {ratio:.2g} times fine_tune's rate, and "
+                 f"{sum(apart)} of {len(apart)} lp_ft - probe readings are called")
+        if seeds < min_seeds:
+            answer = f"not called yet ({seeds} complete seeds, a call needs {min_seeds})"
+        elif kept == 1 or not any(apart):
+            answer = "untested here, LP-FT cannot be told from its probe"
+        else:
+            knn = mine[(mine.contrast == "lp_ft - fine_tune") & (mine.what == "knn_auroc")]
+            answer = "; ".join(f"{word[side(r, min_seeds)]} on {r.unknowns} unknowns (lp_ft - "
+                               f"fine_tune kNN AUROC {r.diff:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}])"
+                               for r in knn.itertuples())
+        lines.append(f"{d}: {answer}. {facts}")
     return lines

@@ -349,6 +349,13 @@ def test_study_and_sizes_write_resumable_results(shapes, tmp_path):
     one_line_error(ftbook("data-size", shapes, "--methods", "fine_tune", "--out", tmp_path / "x"), "probe")
 
 
+def test_trust_study_with_nothing_to_measure_is_one_line_and_writes_nothing(shapes, tmp_path):
+    "One dataset of two classes has neither far nor near unknowns: refused before --out is made."
+    r = ftbook("trust-study", shapes, "--arch", "efficientnet_lite0", "--size", "32", "--out", tmp_path / "t")
+    one_line_error(r, "nothing to measure")
+    assert not (tmp_path / "t").exists()
+
+
 def test_phone_photos_are_read_upright(tmp_path):
     "JPEGs stored sideways with EXIF orientation 3, 6 and 8 train, predict and show as the same photos upright."
     from ftbook.data import EXIF_ORIENTATION, load_rgb
