@@ -13,12 +13,13 @@ from torch import nn
 from .evaluation import knn_score
 
 # %% auto #0
-__all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'SETTING', 'SCORES', 'LABELS', 'CONTRASTS',
-           'METHOD_METRICS', 'calibration_error', 'nll', 'fit_temperature', 'reliability', 'plot_reliability',
-           'msp_score', 'energy_score', 'threshold_for', 'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust',
-           'calibration', 'evaluate_trust', 'trust_metrics', 'trust_cells', 'trust_check', 'trust_run', 'trust_grid',
-           'complete_runs', 'trust_summary', 'trust_differences', 'trust_verdict', 'verdict_lines', 'score_answer',
-           'score_lines', 'score_verdicts', 'chance_line', 'method_verdicts', 'lp_ft_answer']
+__all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS', 'SETTING', 'SCORES', 'SCORE_PAIRS', 'LABELS',
+           'CONTRASTS', 'METHOD_METRICS', 'HIGHER', 'CEILING', 'VERDICT_METRICS', 'calibration_error', 'nll',
+           'fit_temperature', 'reliability', 'plot_reliability', 'msp_score', 'energy_score', 'threshold_for',
+           'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust', 'calibration', 'evaluate_trust',
+           'trust_metrics', 'trust_cells', 'trust_check', 'trust_run', 'trust_grid', 'complete_runs', 'trust_summary',
+           'trust_differences', 'trust_verdict', 'verdict_lines', 'score_answer', 'score_lines', 'score_verdicts',
+           'chance_line', 'method_verdicts', 'lp_ft_answer']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -412,22 +413,26 @@ def trust_differences(runs: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
 
 # %% ../nbs/07c_trust.ipynb #t029v2
 SCORES = {"knn": "kNN", "msp": "MSP", "energy": "energy"}  # column prefix -> name on the pages
+SCORE_PAIRS = [("msp", "knn"), ("energy", "knn"), ("msp", "energy")]  # (a, b): b - a is read
 LABELS = {f"{s}_{m}": f"{n} {shown}" for s, n in SCORES.items()
           for m, shown in (("auroc", "AUROC"), ("fpr95", "FPR@95 %"))}
 LABELS |= dict(ece="ECE", ece_before_temperature="ECE before the temperature", nll="NLL",
                nll_before_temperature="NLL before the temperature", test_accuracy="test accuracy")
-CONTRASTS = [("score", f"{o}_{m}", f"knn_{m}", f"kNN - {LABELS[f'{o}_{m}']}")  # a score vs kNN
-             for m in ("auroc", "fpr95") for o in ("msp", "energy")]
+CONTRASTS = [("score", f"{a}_{m}", f"{b}_{m}", f"{SCORES[b]} - {LABELS[f'{a}_{m}']}")
+             for m in ("auroc", "fpr95") for a, b in SCORE_PAIRS]
 CONTRASTS += [("method", a, b, f"{b} - {a}")
               for a, b in (("probe", "fine_tune"), ("probe", "lp_ft"), ("fine_tune", "lp_ft"))]
 CONTRASTS += [("temperature", f"{c}_before_temperature", c, f"{LABELS[c]} after - before the "
                "temperature") for c in ("ece", "nll")]
-METHOD_METRICS = ("knn_auroc", "msp_auroc", "ece_before_temperature", "ece", "nll")
+METHOD_METRICS = ("knn_auroc", "msp_auroc", "energy_auroc", "ece_before_temperature", "ece", "nll",
+                  "test_accuracy")
+HIGHER = ("knn_auroc", "msp_auroc", "energy_auroc", "test_accuracy")  # better when higher
+CEILING = 0.99  # a mean AUROC from which two methods leave no room to differ
 
 # %% ../nbs/07c_trust.ipynb #t029v3
 def trust_verdict(runs: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFrame:
     "Every paired reading the answer rests on: per setting, kind of unknowns and `CONTRASTS` row."
-    from ftbook.study import MIN_SEEDS, reading
+    from ftbook.study import MIN_SEEDS, reading, side
     min_seeds, rows = min_seeds or MIN_SEEDS, []
     applied = complete_runs(runs).groupby(SETTING + ["kind", "method"]).temperature_used.any()
     for question, a, b, title in CONTRASTS:
@@ -437,9 +442,13 @@ def trust_verdict(runs: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFr
         if question == "method": t = t[t.what.isin(METHOD_METRICS)]
         for _, r in t.iterrows():
             never = question == "temperature" and not applied[(*r[SETTING + ["unknowns", "what"]],)]
+            text = "T = 1 in every run" if never else reading(r, min_seeds)
+            if question == "temperature" and not never and side(r, min_seeds):
+                moved = "raised" if r["diff"] > 0 else "lowered"
+                text = text[:-1] + f": the temperature {moved} it)"
             rows.append(dict(r[SETTING + ["unknowns"]], question=question, contrast=title,
                              what=r.what, diff=r["diff"], lo=r.lo, hi=r.hi, seeds=r.seeds,
-                             text="T = 1 in every run" if never else reading(r, min_seeds)))
+                             text=text))
     return pd.DataFrame(rows, columns=SETTING + ["unknowns", "question", "contrast", "what", "diff",
                                                  "lo", "hi", "seeds", "text"])
 
@@ -453,18 +462,18 @@ def verdict_lines(v: pd.DataFrame) -> list[str]:
 
 # %% ../nbs/07c_trust.ipynb #t029w1
 def score_answer(runs: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFrame:
-    "Per setting, kind of unknowns and method: each score's mean AUROC and FPR@95 %, kNN's calls."
+    "Per setting, kind of unknowns and method: each score's mean AUROC and FPR@95 %, their calls."
     from ftbook.study import MIN_SEEDS, side
     min_seeds, keys = min_seeds or MIN_SEEDS, SETTING + ["unknowns", "method"]
     out = pd.DataFrame({f"{s}_{m}": trust_summary(runs, f"{s}_{m}").set_index(keys)["mean"]
                         for m in ("auroc", "fpr95") for s in SCORES})
     done = complete_runs(runs).rename(columns=dict(unknowns="draw", kind="unknowns"))
     out["bank"] = done.groupby(keys).n_train.median()  # kNN's training images
-    for other in list(SCORES)[1:]:  # +1: kNN's AUROC called above `other`'s, -1: below, 0: no call
-        d = trust_differences(runs, f"{other}_auroc", "knn_auroc")
+    for a, b in SCORE_PAIRS:  # +1: b's AUROC called above a's, -1: below, 0: no call
+        d = trust_differences(runs, f"{a}_auroc", f"{b}_auroc")
         d = d.rename(columns=dict(what="method")).set_index(keys).loc[out.index]
-        out[f"knn_minus_{other}"] = d["diff"]
-        out[f"knn_vs_{other}"] = [side(r, min_seeds) for _, r in d.iterrows()]
+        out[f"{b}_minus_{a}"] = d["diff"]
+        out[f"{b}_vs_{a}"] = [side(r, min_seeds) for _, r in d.iterrows()]
     return out.reset_index()
 
 # %% ../nbs/07c_trust.ipynb #t029w2
@@ -474,17 +483,17 @@ def _span(s, form: str) -> str:
     return lo if lo == hi else f"{lo} to {hi}"
 
 def score_lines(answer: pd.DataFrame) -> list[str]:
-    "Per setting and kind of unknowns of `score_answer`: each score's means, kNN's calls."
+    "Per setting and kind of unknowns of `score_answer`: each score's means, the calls."
     lines = []
     for k, g in answer.groupby(SETTING + ["unknowns"], sort=False):
         auroc = ", ".join(f"{n} {_span(g[f'{s}_auroc'], '{:.3f}')}" for s, n in SCORES.items())
         fpr = ", ".join(f"{n} {_span(g[f'{s}_fpr95'] * 100, '{:.0f} %')}"
                         for s, n in SCORES.items())
-        calls = "; ".join(f"kNN's AUROC called above {SCORES[o]}'s for "
-                          f"{(g[f'knn_vs_{o}'] == 1).sum()}, below for "
-                          f"{(g[f'knn_vs_{o}'] == -1).sum()}, no call for "
-                          f"{(g[f'knn_vs_{o}'] == 0).sum()}" for o in list(SCORES)[1:])
         methods = f"{len(g)} method{'s' * (len(g) != 1)}"
+        calls = "; ".join(f"{SCORES[b]}'s AUROC called above {SCORES[a]}'s for "
+                          f"{(g[f'{b}_vs_{a}'] == 1).sum()}, below for "
+                          f"{(g[f'{b}_vs_{a}'] == -1).sum()}, no call for "
+                          f"{(g[f'{b}_vs_{a}'] == 0).sum()} of {methods}" for a, b in SCORE_PAIRS)
         lines.append(f"{k[0]}, {k[1]} per class, {k[-1]} unknowns, over {methods}: mean AUROC "
                      f"{auroc}; unknowns let through (FPR@95 %) {fpr}; kNN against "
                      f"{_span(g.bank, '{:.0f}')} training images; {calls}")
@@ -492,80 +501,108 @@ def score_lines(answer: pd.DataFrame) -> list[str]:
 
 # %% ../nbs/07c_trust.ipynb #t029w3
 def score_verdicts(answer: pd.DataFrame) -> list[str]:
-    "Per kind of unknowns, over every setting and method of `score_answer`: kNN against the others."
-    others = list(SCORES)[1:]
+    "Per kind of unknowns, over every setting and method of `score_answer`: which score to trust."
     lines = []
     for kind, g in answer.groupby("unknowns", sort=False):
-        sides, diffs = g[[f"knn_vs_{o}" for o in others]], g[[f"knn_minus_{o}" for o in others]]
-        by = _span(diffs.stack(), "{:+.3f}")
+        said, beaten = [], set()
+        for a, b in SCORE_PAIRS:
+            s = g[f"{b}_vs_{a}"]
+            up, down = int((s == 1).sum()), int((s == -1).sum())
+            beaten |= {a} if up else set()
+            beaten |= {b} if down else set()
+            said.append(f"{SCORES[b]} against {SCORES[a]}: higher in {up}, lower in {down}, "
+                        f"no call in {len(g) - up - down} ({SCORES[b]} - {SCORES[a]}, means: "
+                        f"{_span(g[f'{b}_minus_{a}'], '{:+.3f}')})")
+        best = [s for s in SCORES if s not in beaten]
+        names = " or ".join(SCORES[s] for s in best)
+        above_all = len(best) == 1 and all((g[f"{b}_vs_{a}"] == (1 if b in best else -1)).all()
+                                           for a, b in SCORE_PAIRS if best[0] in (a, b))
+        trust = (f"trust {names}: called above both others in every pair" if above_all else
+                 "no score is called above both others in every pair; " + (
+                     f"never called below another: {names}" if best else
+                     "each is called below another in some pair"))
+        least = g[[f"{s}_fpr95" for s in best or SCORES]].min(axis=1) * 100  # per pair
+        who = (f"{names} lets" if len(best) == 1 else
+               f"{names}, the better of them in each pair, lets" if best else
+               "the score with the lowest FPR@95 % in each pair lets")
         pairs = f"{len(g)} dataset and method pair{'s' * (len(g) != 1)}"
-        if (sides == 1).all().all():
-            call = f"kNN's AUROC is called above MSP's and energy's in every pair, by {by}"
-        elif (sides == -1).all().all():
-            call = (f"kNN's AUROC is called below MSP's and energy's in every pair, by {by} "
-                    "(MSP against energy is not compared)")
-        else:
-            call = (f"no single call: kNN's AUROC is called above the other score's in "
-                    f"{(sides == 1).sum().sum()} and below in {(sides == -1).sum().sum()} of "
-                    f"{sides.size} comparisons (kNN minus the other, means: {by})")
-        least = g[[f"{s}_fpr95" for s in SCORES]].min(axis=1) * 100  # the best score's, per pair
-        lines.append(f"{kind} unknowns ({', '.join(g.dataset.unique())}; {pairs}): {call}; the "
-                     f"best score lets through {_span(least, '{:.0f} %')} of them")
+        lines.append(f"{kind} unknowns ({', '.join(g.dataset.unique())}; {pairs}): {trust}; "
+                     + "; ".join(said) + f"; {who} through {_span(least, '{:.0f} %')} of them")
     return lines
 
 # %% ../nbs/07c_trust.ipynb #t029w4
 def chance_line(v: pd.DataFrame) -> str:
-    "How many readings of `trust_verdict` are intervals, and how many could exclude 0 by chance."
+    "How many readings of `trust_verdict` are intervals, and how many chance alone would call."
     real = v[(v.seeds >= 2) & ~v.text.str.contains("identical|T = 1")]
-    return (f"{len(real)} readings with an interval, each at 95 %: about {0.05 * len(real):.0f} "
-            "could exclude 0 by chance alone")
+    return (f"{len(real)} readings with an interval in the chapter, each at 95 %: about "
+            f"{0.05 * len(real):.0f} would exclude 0 by chance alone if no difference were real "
+            "(some repeat others, so they are not independent)")
 
 # %% ../nbs/07c_trust.ipynb #t029w5
-def method_verdicts(v: pd.DataFrame, metrics: tuple = ("knn_auroc", "ece", "nll"),
+VERDICT_METRICS = ("knn_auroc", "msp_auroc", "energy_auroc", "ece", "nll", "test_accuracy")
+
+def method_verdicts(v: pd.DataFrame, metrics: tuple = VERDICT_METRICS,
                     min_seeds: int | None = None) -> list[str]:
-    "Per kind of unknowns, the method differences of `trust_verdict` called on `metrics`, worded."
-    from ftbook.study import MIN_SEEDS, side
+    "Per kind of unknowns and metric: the method differences of `trust_verdict` called, worded."
+    from ftbook.study import MIN_SEEDS, SAME, side
     rows = v[(v.question == "method") & v.what.isin(metrics)]
     lines = []
     for kind, g in rows.groupby("unknowns", sort=False):
+        lp = g[g.contrast == "lp_ft - probe"]
+        same = [d for d, x in lp.groupby("dataset", sort=False)
+                if (x[["lo", "hi"]].abs().max(axis=1) < SAME).all()]  # LP-FT is its probe
+        g = g[~(g.dataset.isin(same) & g.contrast.str.contains("lp_ft"))]
         said = []
-        for _, r in g.iterrows():
-            s = side(r, min_seeds or MIN_SEEDS)
-            if not s: continue
-            b, a = r.contrast.split(" - ")
-            better = (s > 0) == r.what.endswith("auroc")  # AUROC up, ECE and NLL down
-            said.append(f"{b} {'better' if better else 'worse'} than {a} on {LABELS[r.what]} in "
-                        f"{r.dataset} ({r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}])")
-        shown = ", ".join(LABELS[m] for m in metrics)
-        lines.append(f"{kind} unknowns: " + ("; ".join(said) if said else
-                                             f"no method difference called on {shown}"))
+        for m in metrics:
+            calls = []
+            for _, r in g[g.what == m].iterrows():
+                s = side(r, min_seeds or MIN_SEEDS)
+                if not s: continue
+                b, a = r.contrast.split(" - ")
+                better = (s > 0) == (m in HIGHER)
+                calls.append(f"{b} {'better' if better else 'worse'} than {a} in {r.dataset} "
+                             f"({r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}])")
+            said.append(f"{LABELS[m]}: {', '.join(calls) or 'no call'}")
+        trained = "on every class" if kind == "far" else "without the held-out classes"
+        note = (f"; lp_ft is its probe in {', '.join(same)} (identical in every seed): its "
+                "contrasts are left out" if same else "")
+        lines.append(f"{kind} unknowns (models trained {trained}): " + "; ".join(said) + note)
     return lines
 
 # %% ../nbs/07c_trust.ipynb #t029w6
 def lp_ft_answer(runs: pd.DataFrame, v: pd.DataFrame, min_seeds: int | None = None) -> list[str]:
-    "Per dataset: can LP-FT be told from its probe, and is its kNN AUROC above `fine_tune`'s?"
+    "Per dataset and kind of unknowns: is LP-FT's kNN AUROC above `fine_tune`'s, and can one tell?"
     from ftbook.study import MIN_SEEDS, side
     min_seeds, done, lines = min_seeds or MIN_SEEDS, complete_runs(runs), []
     word = {1: "yes", -1: "no, the reverse is called", 0: "no call"}
+    iv = lambda r: f"{r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]"
+    def pick(t, contrast, what):
+        t = t[(t.contrast == contrast) & (t.what == what)]
+        return t.iloc[0] if len(t) else None
     for d, g in done.groupby("dataset", sort=False):
         lp, ft = g[g.method == "lp_ft"], g[g.method == "fine_tune"]
         mine = v[(v.dataset == d) & (v.question == "method")]
         if lp.empty or ft.empty or mine.empty: continue
-        pairs = mine[mine.contrast == "lp_ft - probe"].itertuples()
-        apart = [side(r, min_seeds) != 0 for r in pairs]
-        kept, seeds = lp.best_stage.isin(["frozen", "probe"]).mean(), int(mine.seeds.min())
+        said, accuracy = [], []
+        for kind, t in mine.groupby("unknowns", sort=False):
+            auroc = g[g.kind == kind].groupby("method").knn_auroc.mean()
+            to_probe, to_ft = pick(t, "lp_ft - probe", "knn_auroc"), pick(t, "lp_ft - fine_tune",
+                                                                         "knn_auroc")
+            seeds = int(t.seeds.min())
+            if seeds < min_seeds:
+                a = f"not called yet ({seeds} complete seeds, a call needs {min_seeds})"
+            elif to_probe is not None and not side(to_probe, min_seeds):
+                a = f"untested, LP-FT cannot be told from its probe (lp_ft - probe {iv(to_probe)})"
+            elif min(auroc.lp_ft, auroc.fine_tune) >= CEILING:
+                a = (f"no room to tell (mean kNN AUROC lp_ft {auroc.lp_ft:.3f}, fine_tune "
+                     f"{auroc.fine_tune:.3f})")
+            else: a = f"{word[side(to_ft, min_seeds)]} (lp_ft - fine_tune {iv(to_ft)})"
+            said.append(f"{kind} unknowns, {a}")
+            accuracy.append(f"{kind} {pick(t, 'lp_ft - fine_tune', 'test_accuracy').text}")
+        kept = lp.best_stage.isin(["frozen", "probe"]).mean()
         ratio = lp.lr.median() / ft.lr.median()
-        facts = (f"LP-FT kept its probe's weights in {kept * 100:.0f} % of its runs, its "
-                 f"whole-network stage ran at {ratio:.2g} times fine_tune's rate, and "
-                 f"{sum(apart)} of {len(apart)} lp_ft - probe readings are called")
-        if seeds < min_seeds:
-            answer = f"not called yet ({seeds} complete seeds, a call needs {min_seeds})"
-        elif kept == 1 or not any(apart):
-            answer = "untested here, LP-FT cannot be told from its probe"
-        else:
-            knn = mine[(mine.contrast == "lp_ft - fine_tune") & (mine.what == "knn_auroc")]
-            answer = "; ".join(f"{word[side(r, min_seeds)]} on {r.unknowns} unknowns (lp_ft - "
-                               f"fine_tune kNN AUROC {r.diff:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}])"
-                               for r in knn.itertuples())
-        lines.append(f"{d}: {answer}. {facts}")
+        lines.append(f"{d}: " + "; ".join(said) + ". Test accuracy on the known classes (not "
+                     f"under shift), lp_ft - fine_tune: {'; '.join(accuracy)}. LP-FT kept its "
+                     f"probe's weights in {kept * 100:.0f} % of its runs; its whole-network stage "
+                     f"ran at {ratio:.2g} times fine_tune's rate")
     return lines
