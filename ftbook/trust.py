@@ -518,13 +518,14 @@ def score_verdicts(answer: pd.DataFrame) -> list[str]:
         above_all = len(best) == 1 and all((g[f"{b}_vs_{a}"] == (1 if b in best else -1)).all()
                                            for a, b in SCORE_PAIRS if best[0] in (a, b))
         trust = (f"trust {names}: called above both others in every pair" if above_all else
+                 "no score is called above another in any pair" if len(best) == len(SCORES) else
                  "no score is called above both others in every pair; " + (
                      f"never called below another: {names}" if best else
                      "each is called below another in some pair"))
         least = g[[f"{s}_fpr95" for s in best or SCORES]].min(axis=1) * 100  # per pair
         who = (f"{names} lets" if len(best) == 1 else
-               f"{names}, the better of them in each pair, lets" if best else
-               "the score with the lowest FPR@95 % in each pair lets")
+               f"{names}, the better of them in each pair, lets" if 1 < len(best) < len(SCORES)
+               else "the score with the lowest FPR@95 % in each pair lets")
         pairs = f"{len(g)} dataset and method pair{'s' * (len(g) != 1)}"
         lines.append(f"{kind} unknowns ({', '.join(g.dataset.unique())}; {pairs}): {trust}; "
                      + "; ".join(said) + f"; {who} through {_span(least, '{:.0f} %')} of them")
