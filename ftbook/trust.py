@@ -554,10 +554,18 @@ def _apart(g: pd.DataFrame) -> tuple:
             if (x[["lo", "hi"]].abs().max(axis=1) < SAME).all()]
     return g[~(g.dataset.isin(same) & g.contrast.str.contains("lp_ft"))], same
 
+def _called(g: pd.DataFrame, min_seeds: int | None = None):
+    "Each called method reading of `g`, the method it favours (`HIGHER`: better) and the other."
+    from ftbook.study import MIN_SEEDS, side
+    for _, r in g.iterrows():
+        s = side(r, min_seeds or MIN_SEEDS)
+        if not s: continue
+        b, a = r.contrast.split(" - ")
+        yield (r, b, a) if (s > 0) == (r.what in HIGHER) else (r, a, b)
+
 def method_verdicts(v: pd.DataFrame, metrics: tuple = VERDICT_METRICS,
                     min_seeds: int | None = None) -> list[str]:
     "Per kind of unknowns and metric: the method differences of `trust_verdict` called, worded."
-    from ftbook.study import MIN_SEEDS, side
     rows = v[(v.question == "method") & v.what.isin(metrics)]
     lines = []
     for kind, g in rows.groupby("unknowns", sort=False):
@@ -565,12 +573,9 @@ def method_verdicts(v: pd.DataFrame, metrics: tuple = VERDICT_METRICS,
         said = []
         for m in metrics:
             calls = []
-            for _, r in g[g.what == m].iterrows():
-                s = side(r, min_seeds or MIN_SEEDS)
-                if not s: continue
+            for r, win, _ in _called(g[g.what == m], min_seeds):
                 b, a = r.contrast.split(" - ")
-                better = (s > 0) == (m in HIGHER)
-                calls.append(f"{b} {'better' if better else 'worse'} than {a} in {r.dataset} "
+                calls.append(f"{b} {'better' if win == b else 'worse'} than {a} in {r.dataset} "
                              f"({r['diff']:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}])")
             said.append(f"{LABELS[m]}: {', '.join(calls) or 'no call'}")
         trained = "on every class" if kind == "far" else "without the held-out classes"
@@ -583,16 +588,11 @@ def method_verdicts(v: pd.DataFrame, metrics: tuple = VERDICT_METRICS,
 def method_answer(v: pd.DataFrame, metrics: tuple = VERDICT_METRICS,
                   min_seeds: int | None = None) -> list[str]:
     "Per kind of unknowns: a method called better somewhere and worse nowhere, or that none is."
-    from ftbook.study import MIN_SEEDS, side
     rows = v[(v.question == "method") & v.what.isin(metrics)]
     lines = []
     for kind, g in rows.groupby("unknowns", sort=False):
         wins, losses = {}, {}
-        for _, r in _apart(g)[0].iterrows():
-            s = side(r, min_seeds or MIN_SEEDS)
-            if not s: continue
-            b, a = r.contrast.split(" - ")
-            win, lose = (b, a) if (s > 0) == (r.what in HIGHER) else (a, b)
+        for r, win, lose in _called(_apart(g)[0], min_seeds):
             wins.setdefault(win, []).append(LABELS[r.what])
             losses.setdefault(lose, []).append(LABELS[r.what])
         count = lambda n: f"{n} reading{'s' * (n != 1)}"
