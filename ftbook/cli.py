@@ -507,7 +507,8 @@ def _study_flags(s: argparse.ArgumentParser) -> None:
 def _study(args) -> int:
     from ftbook.core import ResultsLog
     from ftbook.models import get_backbone
-    from ftbook.study import STUDY_KEYS, budget_study, study_verdicts
+    from ftbook.core import save_figure
+    from ftbook.study import MIN_SEEDS, STUDY_KEYS, budget_study, plot_answer, study_verdicts
     name, arch = Path(args.data).name, get_backbone(args.arch).name
     def on_seed(seed, sel):
         print(f"seed {seed}: " + ", ".join(f"{v} final test accuracy {a:.3f}" for v, a in
@@ -519,7 +520,12 @@ def _study(args) -> int:
     for line in study_verdicts(log.runs(), name, arch, _size(args), args.per_class,
                                tuple(args.budgets)):
         print(line)
-    print(f"wrote {args.out}/: runs.csv, curves.csv, provenance.json")
+    files = "runs.csv, curves.csv, provenance.json"
+    if args.seeds >= MIN_SEEDS:  # the figure shows the settings with enough seeds for a verdict
+        save_figure(plot_answer(log.runs(), *(f"fine_tune({k})" for k in args.budgets)),
+                    Path(args.out) / "answer.png")
+        files += ", answer.png"
+    print(f"wrote {args.out}/: {files}")
     return 0
 
 # %% ../nbs/09_cli.ipynb #g-study
@@ -612,12 +618,13 @@ def _trust_study_flags(z: argparse.ArgumentParser) -> None:
 
 # %% ../nbs/09_cli.ipynb #c015f
 def _trust_study(args) -> int:
-    from ftbook.core import ResultsLog
+    from ftbook.core import ResultsLog, save_figure
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
     from ftbook.sizes import SELECTION_KEYS
     from ftbook.trust import (TRUST_KEYS, TRUST_METHODS, chance_line, lp_ft_answer,
-                              method_verdicts, score_answer, score_lines, score_verdicts,
+                              method_verdicts, plot_scores, score_answer, score_lines,
+                              score_verdicts,
                               trust_check, trust_grid, trust_verdict, verdict_lines)
     def on_run(r):
         print(f"{r['dataset']:>16} {r['unknowns'][:30]:<30} {r['method']:>9} seed {r['seed']}: "
@@ -641,7 +648,8 @@ def _trust_study(args) -> int:
     for question, g in verdict.groupby("question", sort=False):  # paired by seed
         print(f"{question}:", *verdict_lines(g), sep="\n- ")
     print(chance_line(verdict))
-    print(f"wrote {args.out}/: runs.csv, lr_selection.csv, provenance.json")
+    save_figure(plot_scores(runs), Path(args.out) / "scores.png")
+    print(f"wrote {args.out}/: runs.csv, lr_selection.csv, provenance.json, scores.png")
     return 0
 
 # %% ../nbs/09_cli.ipynb #g-trust

@@ -89,7 +89,7 @@ def plan_schedule(plan: list[Stage], n_batches: int, n_groups: int) -> "pd.DataF
 # %% ../nbs/01c_schedule.ipynb #h021
 def plan_fine_tune(epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
                    pct_start: float = 0.3, div: float = 5.0) -> list[Stage]:
-    "fastai's `fine_tune`: the head for `freeze_epochs`, then all groups with discriminative rates."
+    "fastai's `fine_tune` schedule: the head for `freeze_epochs`, then every group, rates spread."
     return [Stage(freeze_epochs, HEAD_ONLY, slice(base_lr), pct_start=0.99, name="frozen"),
             Stage(epochs, 0, slice(base_lr / 2 / lr_mult, base_lr / 2), pct_start=pct_start,
                   div=div, name="unfrozen")]

@@ -24,9 +24,10 @@ from .evaluation import evaluate
 from .train import EarlyStopping, fit, setup_run
 
 # %% auto #0
-__all__ = ['RULES', 'MIN_SEEDS', 'SAME', 'STUDY_KEYS', 'run_seeds', 'best_epoch', 'early_stop_epoch', 'epoch_stats', 'selection',
-           'mean_std', 'Interval', 'sign_flip_p', 'paired_interval', 'bootstrap_ci', 'verdict', 'side', 'reading',
-           'test_scorer', 'fine_tune_budgets', 'plot_study', 'rule_intervals', 'budget_study', 'study_verdicts']
+__all__ = ['RULES', 'MIN_SEEDS', 'SAME', 'SHORT_NAMES', 'STUDY_KEYS', 'run_seeds', 'best_epoch', 'early_stop_epoch',
+           'epoch_stats', 'selection', 'mean_std', 'Interval', 'sign_flip_p', 'paired_interval', 'bootstrap_ci',
+           'verdict', 'side', 'reading', 'test_scorer', 'fine_tune_budgets', 'setting_label', 'plot_study',
+           'rule_intervals', 'plot_answer', 'budget_study', 'study_verdicts']
 
 # %% ../nbs/05_overfitting.ipynb #c007
 def run_seeds(train: Callable[[int], pd.DataFrame], seeds: list[int], variant: str) -> pd.DataFrame:
@@ -190,6 +191,16 @@ def fine_tune_budgets(items: pd.DataFrame, arch: str, size: int, bs: int, budget
             histories.append(h.assign(variant=f"fine_tune({k})"))
     return pd.concat(histories, ignore_index=True)
 
+# %% ../nbs/05_overfitting.ipynb #c027s
+SHORT_NAMES = {"hymenoptera_data": "hymenoptera", "clothing-dataset-small": "clothing"}
+
+def setting_label(df: pd.DataFrame) -> pd.Series:
+    "Each row's setting in words: dataset, training images, image size, backbone."
+    per = ["all images" if p == "all" else f"{p} per class" for p in df.per_class.astype(str)]
+    return (df.dataset.map(SHORT_NAMES).fillna(df.dataset) + ", " + per + ", "
+            + df["size"].astype(str) + " px, " + df.arch)
+
+
 # %% ../nbs/05_overfitting.ipynb #c030
 def plot_study(stats: pd.DataFrame, columns=("valid_loss", "test_accuracy"), title: str = ""):
     "Mean ± std over seeds per epoch, a panel per column, a line per variant (train loss dashed)."
@@ -217,6 +228,29 @@ def rule_intervals(sel: pd.DataFrame, a: str, b: str) -> dict:
     "Per selection rule, the paired `Interval` of variant `b` minus variant `a` over seeds."
     by_seed = lambda col: sel.pivot(index="seed", columns="variant", values=col)
     return {rule: paired_interval(by_seed(col)[a], by_seed(col)[b]) for rule, col in RULES.items()}
+
+# %% ../nbs/05_overfitting.ipynb #c034p
+def plot_answer(runs: pd.DataFrame, a: str, b: str, min_seeds: int = MIN_SEEDS):
+    "`b - a` per setting with `min_seeds` seeds and per selection rule: mean, 95 % interval."
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    runs = runs.assign(setting=setting_label(runs))
+    done = [s for s, g in runs.groupby("setting", sort=False) if g.seed.nunique() >= min_seeds]
+    fig, ax = plt.subplots(figsize=(7.2, 1.3 + 0.7 * len(done)))
+    for i, name in enumerate(done):
+        for j, (rule, iv) in enumerate(rule_intervals(runs[runs.setting == name], a, b).items()):
+            ax.errorbar(iv.mean, i + (j - 1) * 0.22, xerr=[[iv.mean - iv.lo], [iv.hi - iv.mean]],
+                        fmt="o", ms=4, capsize=3, color=f"C{j}", label=rule if i == 0 else None)
+    ax.axvline(0, color="gray", lw=1)
+    ax.set_yticks(range(len(done)), [s.replace(", ", "\n", 1) for s in done])
+    ax.xaxis.set_major_locator(MaxNLocator(6))
+    ax.set_ylim(len(done) - 0.5, -0.5)
+    ax.set_xlabel(f"test accuracy, {b} − {a}")
+    ax.legend(title="selection rule: mean and 95 % interval over paired seeds", fontsize=8,
+              ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
 
 # %% ../nbs/05_overfitting.ipynb #c044
 STUDY_KEYS = ("dataset", "per_class", "arch", "size", "seed", "variant")

@@ -19,7 +19,7 @@ __all__ = ['TEMPERATURE_BOUNDS', 'TRUST_METHODS', 'TRUST_KEYS', 'TRUST_METRICS',
            'ood_metrics', 'part_outputs', 'temperature_rule', 'fit_trust', 'calibration', 'evaluate_trust',
            'trust_metrics', 'trust_cells', 'trust_check', 'trust_run', 'trust_grid', 'complete_runs', 'trust_summary',
            'trust_differences', 'trust_verdict', 'verdict_lines', 'score_answer', 'score_lines', 'score_verdicts',
-           'chance_line', 'method_verdicts', 'method_answer', 'lp_ft_answer']
+           'plot_scores', 'chance_line', 'method_verdicts', 'method_answer', 'lp_ft_answer']
 
 # %% ../nbs/07c_trust.ipynb #t006
 def calibration_error(probs, labels, bins: int = 15) -> float:
@@ -531,6 +531,31 @@ def score_verdicts(answer: pd.DataFrame) -> list[str]:
         lines.append(f"{kind} unknowns ({', '.join(g.dataset.unique())}; {cells}): {trust}; "
                      + "; ".join(said) + f"; {who} through {_span(least, '{:.0f} %')} of them")
     return lines
+
+# %% ../nbs/07c_trust.ipynb #t029ps
+def plot_scores(runs: pd.DataFrame):
+    "Each score's AUROC per method: mean and 95 % interval over complete seeds, a panel per kind."
+    import matplotlib.pyplot as plt
+    keys = ["dataset", "unknowns", "method"]
+    s = {n: trust_summary(runs, f"{k}_auroc").set_index(keys) for k, n in SCORES.items()}
+    panels = list(dict.fromkeys(k[:2] for k in s["kNN"].index))
+    fig, axs = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.0), sharey=True,
+                            squeeze=False)
+    for ax, (dataset, kind) in zip(axs[0], panels):
+        methods = list(dict.fromkeys(m for d, u, m in s["kNN"].index if (d, u) == (dataset, kind)))
+        for j, (name, t) in enumerate(s.items()):
+            r = t.loc[[(dataset, kind, m) for m in methods]]
+            ax.errorbar(r["mean"], np.arange(len(methods)) + (j - 1) * 0.2, fmt="o", ms=4,
+                        xerr=[r["mean"] - r.lo, r.hi - r["mean"]], capsize=3, color=f"C{j}",
+                        label=name)
+        ax.set_yticks(range(len(methods)), methods)
+        ax.set(title=f"{dataset}\n{kind} unknowns", xlabel="AUROC", xlim=(0.4, 1.02))
+        ax.axvline(0.5, color="grey", lw=1, ls="--")
+    axs[0][0].set_ylim(len(methods) - 0.5, -0.5)
+    axs[0][0].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
 
 # %% ../nbs/07c_trust.ipynb #t029w4
 def chance_line(v: pd.DataFrame) -> str:
