@@ -29,7 +29,7 @@ from .train import EarlyStopping, fit, setup_run
 __all__ = ['SIZE_METHODS', 'RATES', 'RUN_KEYS', 'SELECTION_KEYS', 'Protocol', 'protocol_plan', 'protocol_fit', 'lp_ft_fit',
            'fastai_fit', 'protocol_train', 'stop_facts', 'size_run', 'widened', 'choose_rate', 'size_cell', 'size_grid',
            'mean_interval', 'size_summary', 'vs_probe', 'crossover', 'plot_sizes', 'crossover_text', 'crossovers',
-           'stop_report', 'rate_report', 'finished_cells', 'save_size_plots']
+           'stop_report', 'rate_report', 'finished_cells', 'cost_text', 'size_answer', 'save_size_plots']
 
 # %% ../nbs/05b_sizes.ipynb #s010
 SIZE_METHODS = ("probe", "fine_tune", "lp_ft", "fastai", "fastai_lr_find")
@@ -311,14 +311,15 @@ def _round_ticks(values) -> list:
 # %% ../nbs/05b_sizes.ipynb #s025
 def crossover_text(diffs: pd.DataFrame) -> list[str]:
     "One sentence per dataset and method: from where it beats the probe beyond its interval."
-    out = []
-    for (d, m), g in diffs.groupby(["dataset", "method"], sort=False):
-        n, top = crossover(g), g.sort_values("n_train").per_class.tolist()[-1]
-        if n is None: verdict = f"no crossover up to {top} images per class"
-        else: verdict = (f"beats the probe beyond its interval from {n} images per class on "
-                         f"(measured up to {top})")
-        out.append(f"{d}, {m}: {verdict}")
-    return out
+    return [f"{d}, {m}: {_crossover_words(g)}"
+            for (d, m), g in diffs.groupby(["dataset", "method"], sort=False)]
+
+def _crossover_words(g: pd.DataFrame) -> str:
+    "The crossover of one dataset and method's differences `g`, or its absence, in words."
+    n, top = crossover(g), g.sort_values("n_train").per_class.tolist()[-1]
+    if n is None: return f"no crossover up to {top} images per class"
+    return (f"beats the probe beyond its interval from {n} images per class on (measured up to "
+            f"{top})")
 
 # %% ../nbs/05b_sizes.ipynb #s025g
 def crossovers(grid: pd.DataFrame) -> list[str]:
@@ -356,6 +357,46 @@ def finished_cells(grid: pd.DataFrame, seeds: int, methods: tuple = SIZE_METHODS
     done = [k for k, g in grid.groupby(["dataset", "per_class"], sort=False) if full(g)]
     keep = pd.Series(list(zip(grid.dataset, grid.per_class))).isin(done).to_numpy()
     return grid[keep].reset_index(drop=True)
+
+# %% ../nbs/05b_sizes.ipynb #s026c
+def cost_text(summary: pd.DataFrame, diffs: pd.DataFrame, d: str, n: str) -> str:
+    "At one point: the highest mean of the methods that are not the probe's weights, its cost."
+    from ftbook.study import SAME, reading
+    s = summary[(summary.dataset == d) & (summary.per_class == n)].set_index("method")
+    iv = diffs[(diffs.dataset == d) & (diffs.per_class == n)].set_index("method")
+    same = [m for m, r in iv.iterrows() if max(abs(r.lo), abs(r.hi)) < SAME]  # kept the probe's
+    best = s.drop(["probe", *same]).accuracy.idxmax()
+    left = f" ({', '.join(same)} left out: the probe's weights in every seed)" if same else ""
+    return (f"{d}, {n} per class: the highest mean of the other methods{left}, {best}, "
+            f"{s.accuracy[best]:.3f} vs the probe's {s.accuracy['probe']:.3f}, a paired "
+            f"difference of {reading(iv.loc[best])}, for "
+            f"{s.seconds[best]:.0f} s a run against {s.seconds['probe']:.0f} s (medians) "
+            f"({s.seconds[best] / s.seconds['probe']:.0f}x; feature passes and validation "
+            "included, choosing the rate not)")
+
+
+# %% ../nbs/05b_sizes.ipynb #s026d
+def size_answer(runs: pd.DataFrame, seeds: int = 5, methods: tuple = SIZE_METHODS) -> list[str]:
+    "The answer of the finished cells of `runs`: the points, each crossover, the largest's cost."
+    from ftbook.study import SHORT_NAMES
+    runs = runs.assign(dataset=runs.dataset.map(SHORT_NAMES).fillna(runs.dataset),
+                       per_class=runs.per_class.astype(str))
+    grid = finished_cells(runs, seeds, methods)
+    if grid.empty: return [f"no point has {seeds} seeds of every method yet"]
+    summary = size_summary(grid)
+    diffs = pd.concat([vs_probe(grid, m) for m in methods if m != "probe"], ignore_index=True)
+    said = {}  # the methods of one dataset with the same crossover, in one sentence
+    for (d, m), g in diffs.groupby(["dataset", "method"], sort=False):
+        said.setdefault((d, _crossover_words(g)), []).append(m)
+    points = "; ".join(f"{d} {', '.join(g.per_class.unique())}"
+                       for d, g in grid.sort_values("n_train").groupby("dataset", sort=False))
+    largest = [(d, g.sort_values("n_train").per_class.iloc[-1])
+               for d, g in summary.groupby("dataset", sort=False)]
+    return ([f"finished points, images per class ({seeds} seeds of {len(methods)} methods "
+             f"each): {points}"]
+            + [f"{d}, {', '.join(ms)}: {words}" for (d, words), ms in said.items()]
+            + [cost_text(summary, diffs, d, n) for d, n in largest])
+
 
 # %% ../nbs/05b_sizes.ipynb #s029
 def save_size_plots(grid: pd.DataFrame, folder: Path) -> list:
