@@ -242,8 +242,11 @@ def _check(args) -> int:
 # %% ../nbs/09_cli.ipynb #c012e
 def _labels(args) -> None:
     "`check --labels`: the suspected label mistakes, counted per class, and their files."
+    import time
     import pandas as pd
+    from ftbook.core import provenance, write_atomic
     from ftbook.labels import find_label_issues, write_label_issues
+    t0 = time.perf_counter()
     items = _dataset(args.command, args.data, args.valid_pct, args.seed, quiet=True)
     issues = find_label_issues(items, args.arch, _size(args), args.folds, args.seed)
     read = items["split"].isin(["train", "valid"])  # the finder reads these; test only reports
@@ -252,6 +255,11 @@ def _labels(args) -> None:
     if len(issues):
         print(pd.crosstab(issues.given, issues.split, margins=True, margins_name="all").to_string())
     files = write_label_issues(issues, args.out)
+    made = dict(provenance(args.command_line), arch=args.arch, size=_size(args), folds=args.folds,
+                inspected=int(read.sum()), suspects=len(issues),
+                wall_seconds=round(time.perf_counter() - t0, 1))
+    write_atomic(json.dumps(made, indent=2).encode(), args.out / "label_provenance.json")
+    files.append(args.out / "label_provenance.json")
     print(f"wrote {', '.join(str(f) for f in files)} (nothing in the data was changed)")
 
 # %% ../nbs/09_cli.ipynb #g-check

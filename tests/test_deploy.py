@@ -1,6 +1,7 @@
 """Before and after training, as a user runs them: `ftbook check --labels` finds planted label mistakes (exact rows)
 and changes nothing; `finetune --exclude` leaves rows out; `ftbook export` writes an .onnx file that `predict` and
 `evaluate` read with the same labels as model.pth; a missing optional extra is one line naming it."""
+import json
 import os
 
 import pandas as pd
@@ -35,6 +36,8 @@ def test_check_labels_finds_the_planted_mistakes_and_changes_nothing(planted, tm
     assert list(issues.columns) == ["path", "split", "given", "suggested", "confidence", "given_probability", "rank"]
     assert issues["rank"].tolist() == [1, 2, 3, 4] and (tmp_path / "label_issues.png").exists()
     assert "4 suspected label mistakes among" in r.stdout and (tmp_path / "check.json").exists()
+    made = json.loads((tmp_path / "label_provenance.json").read_text())  # how the list was made
+    assert made["suspects"] == 4 and made["command"].startswith("ftbook check") and made["size"] == 128
     assert snapshot(csv.parent) == before
     r = ftbook("finetune", csv, "--method", "probe", "--epochs", "1", *TINY, "--exclude",
                tmp_path / "label_issues.csv", "--out", tmp_path / "run")
