@@ -256,7 +256,8 @@ def _labels(args) -> None:
         print(pd.crosstab(issues.given, issues.split, margins=True, margins_name="all").to_string())
     files = write_label_issues(issues, args.out)
     made = dict(provenance(args.command_line), arch=args.arch, size=_size(args), folds=args.folds,
-                inspected=int(read.sum()), suspects=len(issues),
+                seed=args.seed, valid_pct=args.valid_pct, inspected=int(read.sum()),
+                suspects=len(issues),
                 wall_seconds=round(time.perf_counter() - t0, 1))
     write_atomic(json.dumps(made, indent=2).encode(), args.out / "label_provenance.json")
     files.append(args.out / "label_provenance.json")
@@ -513,9 +514,8 @@ def _study_flags(s: argparse.ArgumentParser) -> None:
 
 # %% ../nbs/09_cli.ipynb #c015
 def _study(args) -> int:
-    from ftbook.core import ResultsLog
+    from ftbook.core import ResultsLog, save_figure
     from ftbook.models import get_backbone
-    from ftbook.core import save_figure
     from ftbook.study import MIN_SEEDS, STUDY_KEYS, budget_study, plot_answer, study_verdicts
     name, arch = Path(args.data).name, get_backbone(args.arch).name
     def on_seed(seed, sel):
@@ -532,7 +532,7 @@ def _study(args) -> int:
     if args.seeds >= MIN_SEEDS:  # the figure shows the settings with enough seeds for a verdict
         save_figure(plot_answer(log.runs(), *(f"fine_tune({k})" for k in args.budgets)),
                     Path(args.out) / "answer.png")
-        files += ", answer.png"
+        files += f", answer.png (every setting of the folder with {MIN_SEEDS} seeds)"
     print(f"wrote {args.out}/: {files}")
     return 0
 
@@ -630,10 +630,11 @@ def _trust_study(args) -> int:
     from ftbook.data import score_splits
     from ftbook.models import get_backbone
     from ftbook.sizes import SELECTION_KEYS
+    from ftbook.study import MIN_SEEDS
     from ftbook.trust import (TRUST_KEYS, TRUST_METHODS, chance_line, lp_ft_answer,
                               method_verdicts, plot_scores, score_answer, score_lines,
-                              score_verdicts,
-                              trust_check, trust_grid, trust_verdict, verdict_lines)
+                              score_verdicts, trust_check, trust_grid, trust_verdict,
+                              verdict_lines)
     def on_run(r):
         print(f"{r['dataset']:>16} {r['unknowns'][:30]:<30} {r['method']:>9} seed {r['seed']}: "
               f"AUROC kNN {r['knn_auroc']:.3f} MSP {r['msp_auroc']:.3f}; ECE "
@@ -656,8 +657,11 @@ def _trust_study(args) -> int:
     for question, g in verdict.groupby("question", sort=False):  # paired by seed
         print(f"{question}:", *verdict_lines(g), sep="\n- ")
     print(chance_line(verdict))
-    save_figure(plot_scores(runs), Path(args.out) / "scores.png")
-    print(f"wrote {args.out}/: runs.csv, lr_selection.csv, provenance.json, scores.png")
+    files = "runs.csv, lr_selection.csv, provenance.json"
+    if args.seeds >= MIN_SEEDS:  # intervals worth drawing
+        save_figure(plot_scores(runs), Path(args.out) / "scores.png")
+        files += ", scores.png"
+    print(f"wrote {args.out}/: {files}")
     return 0
 
 # %% ../nbs/09_cli.ipynb #g-trust

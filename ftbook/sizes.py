@@ -310,16 +310,20 @@ def _round_ticks(values) -> list:
 
 # %% ../nbs/05b_sizes.ipynb #s025
 def crossover_text(diffs: pd.DataFrame) -> list[str]:
-    "One sentence per dataset and method: from where it beats the probe beyond its interval."
+    "One sentence per dataset and method: from which size its interval lies above the probe."
     return [f"{d}, {m}: {_crossover_words(g)}"
             for (d, m), g in diffs.groupby(["dataset", "method"], sort=False)]
 
 def _crossover_words(g: pd.DataFrame) -> str:
     "The crossover of one dataset and method's differences `g`, or its absence, in words."
     n, top = crossover(g), g.sort_values("n_train").per_class.tolist()[-1]
-    if n is None: return f"no crossover up to {top} images per class"
-    return (f"beats the probe beyond its interval from {n} images per class on (measured up to "
-            f"{top})")
+    if n is None: return f"no crossover up to {_per(top)}"
+    return (f"crossover at {_per(n)}: the paired interval lies above 0 there and at every larger "
+            f"size measured (up to {_per(top)})")
+
+def _per(n) -> str:
+    "A `per_class` value in words."
+    return "all images" if str(n) == "all" else f"{n} images per class"
 
 # %% ../nbs/05b_sizes.ipynb #s025g
 def crossovers(grid: pd.DataFrame) -> list[str]:
@@ -360,24 +364,26 @@ def finished_cells(grid: pd.DataFrame, seeds: int, methods: tuple = SIZE_METHODS
 
 # %% ../nbs/05b_sizes.ipynb #s026c
 def cost_text(summary: pd.DataFrame, diffs: pd.DataFrame, d: str, n: str) -> str:
-    "At one point: the highest mean of the methods that are not the probe's weights, its cost."
+    "At one point: the highest mean of the methods not identical to the probe, and its cost."
     from ftbook.study import SAME, reading
     s = summary[(summary.dataset == d) & (summary.per_class == n)].set_index("method")
     iv = diffs[(diffs.dataset == d) & (diffs.per_class == n)].set_index("method")
     same = [m for m, r in iv.iterrows() if max(abs(r.lo), abs(r.hi)) < SAME]  # kept the probe's
-    best = s.drop(["probe", *same]).accuracy.idxmax()
-    left = f" ({', '.join(same)} left out: the probe's weights in every seed)" if same else ""
-    return (f"{d}, {n} per class: the highest mean of the other methods{left}, {best}, "
+    others = s.drop(["probe", *same]).accuracy
+    if others.empty: return f"{d}, {_per(n)}: every method is identical to the probe in every seed"
+    best = others.idxmax()
+    left = f" ({', '.join(same)} left out: identical to the probe in every seed)" if same else ""
+    sec = lambda x: f"{x:.0f}" if x >= 10 else f"{x:.1f}"
+    return (f"{d}, {_per(n)}: the highest mean of the other methods{left}, {best}, "
             f"{s.accuracy[best]:.3f} vs the probe's {s.accuracy['probe']:.3f}, a paired "
-            f"difference of {reading(iv.loc[best])}, for "
-            f"{s.seconds[best]:.0f} s a run against {s.seconds['probe']:.0f} s (medians) "
-            f"({s.seconds[best] / s.seconds['probe']:.0f}x; feature passes and validation "
-            "included, choosing the rate not)")
+            f"difference of {reading(iv.loc[best])}, for {sec(s.seconds[best])} s a run against "
+            f"{sec(s.seconds['probe'])} s (medians; feature passes and validation included, "
+            "choosing the rate not)")
 
 
 # %% ../nbs/05b_sizes.ipynb #s026d
 def size_answer(runs: pd.DataFrame, seeds: int = 5, methods: tuple = SIZE_METHODS) -> list[str]:
-    "The answer of the finished cells of `runs`: the points, each crossover, the largest's cost."
+    "The answer of the finished cells of `runs`: points, crossovers, calls below, largest's cost."
     from ftbook.study import SHORT_NAMES
     runs = runs.assign(dataset=runs.dataset.map(SHORT_NAMES).fillna(runs.dataset),
                        per_class=runs.per_class.astype(str))
@@ -390,11 +396,15 @@ def size_answer(runs: pd.DataFrame, seeds: int = 5, methods: tuple = SIZE_METHOD
         said.setdefault((d, _crossover_words(g)), []).append(m)
     points = "; ".join(f"{d} {', '.join(g.per_class.unique())}"
                        for d, g in grid.sort_values("n_train").groupby("dataset", sort=False))
+    below = diffs[diffs.hi < 0]
     largest = [(d, g.sort_values("n_train").per_class.iloc[-1])
                for d, g in summary.groupby("dataset", sort=False)]
     return ([f"finished points, images per class ({seeds} seeds of {len(methods)} methods "
              f"each): {points}"]
             + [f"{d}, {', '.join(ms)}: {words}" for (d, words), ms in said.items()]
+            + [f"below the probe, the paired interval under 0: " + ("; ".join(
+                f"{r.dataset} {r.per_class} {r.method} {r.diff:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]"
+                for r in below.itertuples()) or "none")]
             + [cost_text(summary, diffs, d, n) for d, n in largest])
 
 

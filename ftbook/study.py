@@ -231,11 +231,13 @@ def rule_intervals(sel: pd.DataFrame, a: str, b: str) -> dict:
 
 # %% ../nbs/05_overfitting.ipynb #c034p
 def plot_answer(runs: pd.DataFrame, a: str, b: str, min_seeds: int = MIN_SEEDS):
-    "`b - a` per setting with `min_seeds` seeds and per selection rule: mean, 95 % interval."
+    "`b - a` per setting where both ran `min_seeds` seeds, per selection rule: mean, 95 % interval."
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
-    runs = runs.assign(setting=setting_label(runs))
-    done = [s for s, g in runs.groupby("setting", sort=False) if g.seed.nunique() >= min_seeds]
+    runs = runs[runs.variant.isin([a, b])].assign(setting=setting_label)
+    done = [s for s, g in runs.groupby("setting", sort=False)
+            if min(g.seed[g.variant == v].nunique() for v in (a, b)) >= min_seeds]
+    if not done: raise ValueError(f"no setting has {min_seeds} seeds of both {a} and {b}")
     fig, ax = plt.subplots(figsize=(7.2, 1.3 + 0.7 * len(done)))
     for i, name in enumerate(done):
         for j, (rule, iv) in enumerate(rule_intervals(runs[runs.setting == name], a, b).items()):

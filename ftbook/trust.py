@@ -536,21 +536,26 @@ def score_verdicts(answer: pd.DataFrame) -> list[str]:
 def plot_scores(runs: pd.DataFrame):
     "Each score's AUROC per method: mean and 95 % interval over complete seeds, a panel per kind."
     import matplotlib.pyplot as plt
+    from ftbook.study import SHORT_NAMES
+    if (runs.groupby("dataset")[["per_class", "arch", "size"]].nunique() > 1).any(axis=None):
+        raise ValueError("plot_scores draws one setting per dataset: give it that setting's runs")
     keys = ["dataset", "unknowns", "method"]
     s = {n: trust_summary(runs, f"{k}_auroc").set_index(keys) for k, n in SCORES.items()}
     panels = list(dict.fromkeys(k[:2] for k in s["kNN"].index))
+    methods = [m for m in TRUST_METHODS if m in set(s["kNN"].index.get_level_values("method"))]
+    low = min(0.4, min(t.lo.min() for t in s.values()) - 0.02)  # no interval cut off
     fig, axs = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.0), sharey=True,
                             squeeze=False)
     for ax, (dataset, kind) in zip(axs[0], panels):
-        methods = list(dict.fromkeys(m for d, u, m in s["kNN"].index if (d, u) == (dataset, kind)))
         for j, (name, t) in enumerate(s.items()):
-            r = t.loc[[(dataset, kind, m) for m in methods]]
+            r = t.reindex([(dataset, kind, m) for m in methods])  # one order in every panel
             ax.errorbar(r["mean"], np.arange(len(methods)) + (j - 1) * 0.2, fmt="o", ms=4,
                         xerr=[r["mean"] - r.lo, r.hi - r["mean"]], capsize=3, color=f"C{j}",
                         label=name)
-        ax.set_yticks(range(len(methods)), methods)
-        ax.set(title=f"{dataset}\n{kind} unknowns", xlabel="AUROC", xlim=(0.4, 1.02))
+        ax.set(title=f"{SHORT_NAMES.get(dataset, dataset)}\n{kind} unknowns", xlabel="AUROC",
+               xlim=(low, 1.02))
         ax.axvline(0.5, color="grey", lw=1, ls="--")
+    axs[0][0].set_yticks(range(len(methods)), methods)
     axs[0][0].set_ylim(len(methods) - 0.5, -0.5)
     axs[0][0].legend(fontsize=8, loc="lower left")
     fig.tight_layout()
