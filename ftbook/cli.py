@@ -10,7 +10,7 @@ import json
 import shlex
 import sys
 import warnings
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -24,7 +24,8 @@ __all__ = ['ALIASES', 'RENAMED', 'LAYOUTS', 'SETTINGS', 'COMMANDS', 'EpochPrinte
            'Command', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #c007
-ALIASES = {"lpft": "lp_ft", "layerwise": "fine_tune", "head": "probe"}  # the names of release 0.1
+ALIASES = {"lpft": "lp_ft_top", "layerwise": "fine_tune", "head": "probe",  # release 0.1's names
+           "lp_ft": "lp_ft_top"}  # 0.2's name of the top-group variant (lp_ft: LP-FT as published)
 RENAMED = {"sizes": "data-size"}  # commands of release 0.1, under their new names
 
 class EpochPrinter:
@@ -283,8 +284,9 @@ def _finetune_flags(f: argparse.ArgumentParser) -> None:
     f.add_argument("--steps", type=_count,
                    help=f"optimiser steps of the main stage, without --epochs (default {d.steps})")
     f.add_argument("--probe-epochs", type=lambda t: _count(t, least=0),
-                   help=f"epochs of lp_ft's probe (0: none; default {d.probe_epochs})")
-    f.add_argument("--top", type=_count, help=f"lp_ft: body groups it fine-tunes (default {d.top})")
+                   help=f"epochs of lp_ft_top's probe (0: none; default {d.probe_epochs})")
+    f.add_argument("--top", type=_count,
+                   help=f"lp_ft_top: body groups it fine-tunes (default {d.top})")
     f.add_argument("--lr", type=_rate,
                    help="peak learning rate of the head (default: the method's), or 'find'")
     f.add_argument("--head", choices=("linear", "fastai"), help=f"default {d.head}")
@@ -315,6 +317,9 @@ def _settings(args) -> RunSettings:
         if not (Path(args.out) / "checkpoints" / "last.pth").exists():
             raise FileNotFoundError(f"{args.out}: no checkpoint to resume (checkpoints/last.pth)")
         saved = RunSettings(**json.loads(file.read_text()))
+        if saved.method in ALIASES:  # a run saved under an older name resumes under the new one
+            say("finetune", f"note: the saved run's {saved.method} is now {ALIASES[saved.method]}")
+            saved = replace(saved, method=ALIASES[saved.method])
         say("finetune", f"resuming the run in {args.out} with its settings ({file})")
     s, notes = resolve_settings(given, saved)  # an unknown method or backbone fails here
     for note in notes: say("finetune", note)

@@ -101,7 +101,7 @@ def whole_number(value, least: int = 1) -> int:
 @dataclass
 class RunSettings:
     "Everything that defines a `ftbook finetune` run; the defaults are the recipe."
-    method: str = "lp_ft"           # a key of ftbook.schedule.METHODS
+    method: str = "lp_ft_top"       # a key of ftbook.schedule.METHODS
     arch: str = DEFAULT_ARCH
     size: int | None = None         # image side in pixels; None: the backbone's `view_size`
     epochs: int | None = None       # epochs of the method's main stage; None: enough for `steps`

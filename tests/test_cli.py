@@ -89,7 +89,7 @@ def test_help_lists_every_command():
     r = ftbook("--help")
     assert r.returncode == 0
     for c in ["check", "finetune", "evaluate", "predict", "study", "data-size", "bench", "export", "demo", "trust-study"]: assert c in r.stdout
-    assert "lp_ft" in ftbook("finetune", "--help").stdout
+    assert "lp_ft_top" in ftbook("finetune", "--help").stdout
 
 
 def test_every_layout_trains_end_to_end(shapes, tmp_path):
@@ -242,8 +242,12 @@ def test_default_recipe_and_method_names(shapes, tmp_path):
     r = ftbook("finetune", shapes, *TINY, "--epochs", "1", "--out", tmp_path / "recipe")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "recipe" / "metrics.json").read_text())
-    assert m["settings"]["method"] == "lp_ft" and m["settings"]["probe_epochs"] == 10
+    assert m["settings"]["method"] == "lp_ft_top" and m["settings"]["probe_epochs"] == 10
     assert pd.read_csv(tmp_path / "recipe" / "history.csv").stage.tolist() == ["frozen"] * 10 + ["fine-tune last body group"]
+    settings = tmp_path / "recipe" / "settings.json"  # as 0.2 saved it, under its name of the variant
+    settings.write_text(settings.read_text().replace('"lp_ft_top"', '"lp_ft"'))
+    r = ftbook("finetune", shapes, "--out", tmp_path / "recipe", "--resume")
+    assert r.returncode == 0 and "the saved run's lp_ft is now lp_ft_top" in r.stderr, r.stderr
     r = ftbook("finetune", shapes, "--method", "head", "--epochs", "1", *TINY, "--out", tmp_path / "alias")
     assert r.returncode == 0 and "head is now probe" in r.stderr
     one_line_error(ftbook("finetune", shapes, "--method", "magic", "--out", tmp_path / "x"), "invalid choice")
