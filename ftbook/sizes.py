@@ -365,10 +365,10 @@ def finished_cells(grid: pd.DataFrame, seeds: int, methods: tuple = SIZE_METHODS
 # %% ../nbs/05b_sizes.ipynb #s026c
 def cost_text(summary: pd.DataFrame, diffs: pd.DataFrame, d: str, n: str) -> str:
     "At one point: the highest mean of the methods not identical to the probe, and its cost."
-    from ftbook.study import SAME, reading
+    from ftbook.study import identical, reading
     s = summary[(summary.dataset == d) & (summary.per_class == n)].set_index("method")
     iv = diffs[(diffs.dataset == d) & (diffs.per_class == n)].set_index("method")
-    same = [m for m, r in iv.iterrows() if max(abs(r.lo), abs(r.hi)) < SAME]  # kept the probe's
+    same = [m for m, r in iv.iterrows() if identical(r)]  # kept the probe's
     others = s.drop(["probe", *same]).accuracy
     if others.empty: return f"{d}, {_per(n)}: every method is identical to the probe in every seed"
     best = others.idxmax()

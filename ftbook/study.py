@@ -26,7 +26,7 @@ from .train import EarlyStopping, fit, setup_run
 # %% auto #0
 __all__ = ['RULES', 'MIN_SEEDS', 'SAME', 'SHORT_NAMES', 'STUDY_KEYS', 'run_seeds', 'best_epoch', 'early_stop_epoch',
            'epoch_stats', 'selection', 'mean_std', 'Interval', 'sign_flip_p', 'paired_interval', 'bootstrap_ci',
-           'verdict', 'side', 'reading', 'test_scorer', 'fine_tune_budgets', 'setting_label', 'plot_study',
+           'verdict', 'identical', 'side', 'reading', 'test_scorer', 'fine_tune_budgets', 'setting_label', 'plot_study',
            'rule_intervals', 'plot_answer', 'budget_study', 'study_verdicts']
 
 # %% ../nbs/05_overfitting.ipynb #c007
@@ -142,15 +142,19 @@ def verdict(iv: Interval, longer: str, shorter: str, what: str = "accuracy") -> 
 MIN_SEEDS = 5  # the fewest seeds a paired difference is called on
 SAME = 1e-6  # a difference this small in every seed is rounding (another order of sums), not a gap
 
+def identical(r) -> bool:
+    "A paired difference (`lo`, `hi`) within rounding of 0 in every seed."
+    return max(abs(r.lo), abs(r.hi)) < SAME
+
 def side(r, min_seeds: int = MIN_SEEDS) -> int:
     "+1 or -1 where a paired difference (`lo`, `hi`, `seeds`) is called above or below 0; else 0."
-    if r.seeds < max(min_seeds, 2) or max(abs(r.lo), abs(r.hi)) < SAME: return 0
+    if r.seeds < max(min_seeds, 2) or identical(r): return 0
     return 1 if r.lo > 0 else -1 if r.hi < 0 else 0
 
 def reading(r, min_seeds: int = MIN_SEEDS) -> str:
     "A paired difference (a row with `diff`, `lo`, `hi`, `seeds`) as text: what it allows."
     if r.seeds < max(min_seeds, 2): call = f"seeds: {int(r.seeds)}, too few to call"
-    elif max(abs(r.lo), abs(r.hi)) < SAME: call = "identical in every seed"  # LP-FT kept its probe
+    elif identical(r): call = "identical in every seed"  # LP-FT kept its probe
     elif side(r, min_seeds): call = "interval excludes 0"
     else: call = "interval includes 0: no call"
     span = f"[{r.lo:+.3f}, {r.hi:+.3f}]" if r.seeds > 1 else "[no interval from one seed]"
